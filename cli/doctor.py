@@ -1,0 +1,131 @@
+"""`kb doctor`: one line per thing the pipeline needs, saying whether it is there."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.table import Table
+
+from creatorkb.errors import KBError
+from creatorkb.feed import FeedUnavailable, read_feed
+from creatorkb.ledger import Ledger, known_migrations
+from creatorkb.network import ca_bundle, http_client
+from creatorkb.roster import load_roster
+from creatorkb.settings import KBSettings, YouTubeOptions
+
+# YouTube's own channel: always there, so a failure means the path to YouTube is broken.
+PROBE_CHANNEL = "UCBR8-60-B28hp2BmDPdntcQ"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding."""
+
+    subject: str
+    level: Literal["ok", "warn", "fail"]
+    detail: str
+
+
+def run_checks(console: Console, settings: KBSettings, options: YouTubeOptions) -> int:
+    """Print every check; return 1 if any failed."""
+    checks = [
+        check_ledger(settings),
+        check_roster(settings),
+        *check_youtube(settings, options),
+        check_prefect(),
+    ]
+    table = Table("", "check", "detail")
+    marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+    for check in checks:
+        table.add_row(marks[check.level], check.subject, check.detail)
+    console.print(table)
+    return 1 if any(check.level == "fail" for check in checks) else 0
+
+
+def check_ledger(settings: KBSettings) -> Check:
+    if not settings.ledger.exists():
+        return Check("ledger", "warn", f"{settings.ledger} does not exist yet; run `kb init`")
+    ledger = Ledger(settings.ledger, wait_seconds=min(settings.ledger_wait_seconds, 5))
+    try:
+        version = ledger.schema_version()
+    except KBError as error:
+        return Check("ledger", "fail", str(error))
+    latest = known_migrations()[-1].version
+    pending = len(ledger.pending_batches())
+    detail = f"{ledger.path}, schema version {version} (this kb: {latest})"
+    if pending:
+        detail += f"; {pending} spooled batch(es) wait to be written by the next run"
+    if version > latest:
+        return Check("ledger", "fail", detail + "; upgrade creatorkb")
+    if version < latest:
+        return Check("ledger", "warn", detail + "; the next run migrates it")
+    return Check("ledger", "warn" if pending else "ok", detail)
+
+
+def check_roster(settings: KBSettings) -> Check:
+    try:
+        creators = load_roster(settings.creators)
+    except KBError as error:
+        return Check("roster", "fail", str(error))
+    unresolved = sum(creator.channel_id is None for creator in creators)
+    counts = ", ".join(
+        f"{priority}: {sum(c.priority == priority for c in creators)}"
+        for priority in ("critical", "high", "medium", "low")
+    )
+    detail = f"{settings.creators}: {len(creators)} creators ({counts})"
+    if unresolved:
+        detail += f"; {unresolved} handle(s) resolved at the next scan"
+    return Check("roster", "ok" if creators else "warn", detail)
+
+
+def check_youtube(settings: KBSettings, options: YouTubeOptions) -> list[Check]:
+    proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
+    shown_proxy = _without_credentials(proxy or os.environ.get("HTTPS_PROXY", "")) or "none"
+    network = Check(
+        "network",
+        "ok",
+        f"proxy {shown_proxy}; CA bundle {ca_bundle() or 'system default'}; "
+        f"NO_PROXY {os.environ.get('NO_PROXY', '') or 'unset'}",
+    )
+    channel = _first_channel(settings) or PROBE_CHANNEL
+    started = time.monotonic()
+    try:
+        with http_client(proxy, timeout=10) as client:
+            read = read_feed(client, channel)
+    except FeedUnavailable as error:
+        return [network, Check("youtube feeds", "fail", str(error))]
+    elapsed_ms = (time.monotonic() - started) * 1000
+    feed = Check(
+        "youtube feeds",
+        "ok",
+        f"feed of {channel} read in {elapsed_ms:.0f} ms ({len(read.entries)} entries)",
+    )
+    return [network, feed]
+
+
+def check_prefect() -> Check:
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        return Check("prefect", "ok", f"API {url}")
+    return Check("prefect", "ok", "no PREFECT_API_URL: each run starts a temporary local API")
+
+
+def _first_channel(settings: KBSettings) -> str | None:
+    try:
+        creators = load_roster(settings.creators)
+    except KBError:
+        return None
+    return next((creator.channel_id for creator in creators if creator.channel_id), None)
+
+
+def _without_credentials(url: str) -> str:
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"

@@ -1,0 +1,276 @@
+"""The `kb` command line: set up, manage creators, run the flows, check the setup."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from creatorkb.catalog import FetchSummary, ScanSummary
+from creatorkb.channels import parse_channel_ref, resolve_channel
+from creatorkb.errors import KBError
+from creatorkb.ledger import Ledger, open_ledger
+from creatorkb.network import http_client
+from creatorkb.roster import (
+    Creator,
+    Priority,
+    load_roster,
+    merge,
+    parse_import,
+    save_roster,
+)
+from creatorkb.settings import KBSettings, YouTubeEnvSettings, YouTubeOptions
+
+app = typer.Typer(
+    help="Creator knowledge base: scan YouTube creators, fetch transcripts, analyse them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+creators_app = typer.Typer(help="The creators roster.", no_args_is_help=True)
+app.add_typer(creators_app, name="creators")
+console = Console()
+T = TypeVar("T")
+
+EXAMPLE_ROSTER = """\
+# Creators to follow. priority: critical | high | medium | low
+# channel_id is 'UC' + 22 characters; or give handle: "@name" to have it resolved.
+creators: []
+"""
+
+
+def _settings() -> KBSettings:
+    return KBSettings()
+
+
+def _youtube_options() -> YouTubeOptions:
+    """The saved YouTube block when a Prefect API is configured, else the environment.
+
+    Commands that run no flow do not start a temporary Prefect server just to look.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        from blocks.youtube import load_youtube_options
+
+        return load_youtube_options()
+    return YouTubeEnvSettings()
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run an action; a KBError becomes a one-line message and exit status 1."""
+    try:
+        return action()
+    except KBError as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def init() -> None:
+    """Create the ledger (or migrate it) and an example roster file if there is none."""
+    settings = _settings()
+    ledger = _run(lambda: open_ledger(settings.ledger, settings.ledger_wait_seconds))
+    console.print(f"ledger  {ledger.path}  (schema version {ledger.schema_version()})")
+    if settings.creators.exists():
+        console.print(f"roster  {settings.creators}  (exists, {len(_roster(settings))} creators)")
+    else:
+        settings.creators.parent.mkdir(parents=True, exist_ok=True)
+        settings.creators.write_text(EXAMPLE_ROSTER, encoding="utf-8")
+        console.print(f"roster  {settings.creators}  (created)")
+    console.print("next: `kb creators add @handle --priority high`, then `kb scan`")
+
+
+def _roster(settings: KBSettings) -> list[Creator]:
+    if not settings.creators.exists():
+        return []
+    return _run(lambda: load_roster(settings.creators))
+
+
+def _resolve(creators: list[Creator]) -> list[Creator]:
+    """Give every creator added by @handle or URL its channel id, read from its page."""
+    unresolved = [creator for creator in creators if creator.channel_id is None]
+    if not unresolved:
+        return creators
+    options = _youtube_options()
+    proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
+    resolved = []
+    with http_client(proxy) as client:
+        for creator in creators:
+            if creator.channel_id is None and creator.handle:
+                channel = _run(
+                    lambda c=creator: resolve_channel(parse_channel_ref(c.handle), client)
+                )
+                update: dict[str, object] = {"channel_id": channel.channel_id}
+                if creator.name == creator.handle and channel.title:
+                    update["name"] = channel.title
+                creator = creator.model_copy(update=update)
+            resolved.append(creator)
+    return resolved
+
+
+@creators_app.command("add")
+def creators_add(
+    channel: Annotated[str, typer.Argument(help="Channel id (UC...), @handle or channel URL.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: from YouTube).")] = None,
+    priority: Annotated[Priority, typer.Option(help="Sets scan interval and routing.")] = (
+        Priority.medium
+    ),
+    interval_days: Annotated[
+        float | None, typer.Option(min=0.01, help="Scan interval override, in days.")
+    ] = None,
+) -> None:
+    """Add a creator to the roster (or update one already there)."""
+    settings = _settings()
+    ref = _run(lambda: parse_channel_ref(channel))
+    creator = _run(
+        lambda: Creator(
+            channel_id=ref.channel_id,
+            handle=None if ref.channel_id else channel.strip(),
+            name=name or channel.strip(),
+            priority=priority,
+            scan_interval_days=interval_days,
+        )
+    )
+    [creator] = _resolve([creator])
+    roster, added, _ = merge(_roster(settings), [creator])
+    save_roster(settings.creators, roster)
+    verb = "added" if added else "updated"
+    console.print(f"{verb} {creator.label}, priority {creator.priority}, to {settings.creators}")
+
+
+@creators_app.command("import")
+def creators_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML roster or CSV.")],
+) -> None:
+    """Merge creators from a roster YAML or a CSV (columns: channel, name, priority)."""
+    settings = _settings()
+    incoming = _run(lambda: parse_import(path.read_text(encoding="utf-8"), str(path)))
+    roster, added, updated = merge(_roster(settings), _resolve(incoming))
+    save_roster(settings.creators, roster)
+    console.print(
+        f"{added} added, {updated} updated; {len(roster)} creators in {settings.creators}"
+    )
+
+
+@creators_app.command("list")
+def creators_list() -> None:
+    """The roster, with when each creator was last scanned and is next due."""
+    settings = _settings()
+    roster = _roster(settings)
+    scanned = _scan_state(settings)
+    table = Table("name", "channel", "priority", "every (days)", "last scanned", "videos", "due")
+    now = datetime.now(UTC)
+    for creator in roster:
+        last, videos = scanned.get(creator.channel_id or "", (None, 0))
+        table.add_row(
+            creator.name,
+            creator.channel_id or f"{creator.handle} (unresolved)",
+            creator.priority.value,
+            f"{creator.scan_interval.total_seconds() / 86400:g}",
+            last.strftime("%Y-%m-%d %H:%M") if last else "never",
+            str(videos),
+            "yes" if creator.is_due(last, now) else "no",
+        )
+    console.print(table)
+    console.print(f"{len(roster)} creators in {settings.creators}")
+
+
+def _scan_state(settings: KBSettings) -> dict[str, tuple[datetime | None, int]]:
+    if not settings.ledger.exists():
+        return {}
+    ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
+    rows = _run(
+        lambda: ledger.rows(
+            "SELECT c.channel_id, c.last_scanned_at, count(v.video_id) AS videos "
+            "FROM creators c LEFT JOIN videos v USING (channel_id) GROUP BY ALL"
+        )
+    )
+    return {row["channel_id"]: (row["last_scanned_at"], row["videos"]) for row in rows}
+
+
+@app.command()
+def scan(
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Scan only these channel ids (repeatable).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Scan even creators that are not due.")] = False,
+) -> None:
+    """Read the feeds of creators due for a scan and record new videos."""
+    from flows.scan import scan_creators
+
+    _print_scan(_run(lambda: scan_creators(channel_ids=channel or None, force=force)))
+
+
+@app.command()
+def fetch(
+    limit: Annotated[int, typer.Option(min=1, help="Most videos to try this run.")] = 200,
+    language: Annotated[
+        list[str] | None, typer.Option(help="Preferred transcript languages (repeatable).")
+    ] = None,
+) -> None:
+    """Fetch transcripts of discovered videos."""
+    from flows.fetch import fetch_transcripts
+
+    _print_fetch(_run(lambda: fetch_transcripts(limit=limit, languages=language or None)))
+
+
+@app.command("run")
+def run_pipeline(
+    force_scan: Annotated[bool, typer.Option(help="Scan every creator, due or not.")] = False,
+    fetch_limit: Annotated[int, typer.Option(min=1, help="Most transcripts to fetch.")] = 200,
+) -> None:
+    """The pipeline: scan creators, then fetch transcripts."""
+    from flows.pipeline import pipeline
+
+    summary = _run(lambda: pipeline(force_scan=force_scan, fetch_limit=fetch_limit))
+    _print_scan(summary.scan)
+    _print_fetch(summary.fetch)
+
+
+def _print_scan(summary: ScanSummary) -> None:
+    table = Table("creators due", "changed", "unchanged (304)", "failed", "new videos", "gaps")
+    table.add_row(
+        str(summary.creators_due),
+        str(summary.feeds_changed),
+        str(summary.feeds_unchanged),
+        str(len(summary.failures)),
+        str(summary.new_videos),
+        str(len(summary.possible_gaps)),
+    )
+    console.print(table)
+    for channel_id, problem in {**summary.failures, **summary.unresolved}.items():
+        console.print(f"[yellow]{channel_id}[/]: {problem} (left for the next scan)")
+
+
+def _print_fetch(summary: FetchSummary) -> None:
+    table = Table("attempted", "transcripts stored", "failed", "not attempted")
+    table.add_row(
+        str(summary.attempted),
+        str(summary.transcribed),
+        str(summary.attempted - summary.transcribed),
+        str(summary.not_attempted),
+    )
+    console.print(table)
+    for reason, count in summary.failures_by_reason.items():
+        console.print(f"  {count:4d}  {reason}")
+    if summary.breaker_opened:
+        console.print(
+            "[yellow]circuit breaker opened[/]: YouTube blocked consecutive requests; the rest "
+            "is tried on a later run"
+        )
+
+
+@app.command()
+def doctor() -> None:
+    """What is configured and reachable: ledger, roster, YouTube."""
+    from cli.doctor import run_checks
+
+    raise typer.Exit(run_checks(console, _settings(), _youtube_options()))
+
+
+if __name__ == "__main__":
+    app()

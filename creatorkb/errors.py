@@ -1,0 +1,55 @@
+"""The exceptions kb raises; each message says what is wrong and what to do next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KBError(Exception):
+    """Base class for every error kb raises on purpose."""
+
+
+class LedgerError(KBError):
+    """The ledger file cannot be used as it is."""
+
+
+class LedgerLocked(LedgerError):
+    """Another process holds the DuckDB file past the wait bound."""
+
+    def __init__(self, path: Path, holder: str, waited_s: float, spooled: int = 0) -> None:
+        self.path = path
+        self.holder = holder
+        self.waited_s = waited_s
+        self.spooled = spooled
+        kept = (
+            f" {spooled} pending write batch(es) were kept and will be written by the next run."
+            if spooled
+            else ""
+        )
+        super().__init__(
+            f"ledger {path} is held by another process ({holder}); gave up after "
+            f"{waited_s:.1f}s. Close that connection (a notebook?) or raise "
+            f"KB_LEDGER_WAIT_SECONDS.{kept}"
+        )
+
+
+class SchemaTooNew(LedgerError):
+    """The ledger was migrated by a newer kb than this one."""
+
+    def __init__(self, path: Path, found: int, known: int) -> None:
+        super().__init__(
+            f"ledger {path} is at schema version {found}, but this kb knows versions up to "
+            f"{known}. Upgrade creatorkb before using this ledger; it was not modified."
+        )
+
+
+class RosterError(KBError):
+    """The creators roster file is malformed or names an invalid creator."""
+
+
+class ChannelNotResolved(KBError):
+    """A @handle or channel URL could not be turned into a channel id."""
+
+
+class SettingsError(KBError):
+    """A configuration value is impossible."""

@@ -1,0 +1,368 @@
+"""The DuckDB ledger: migrations, short transactions, idempotent batched writes.
+
+DuckDB lets one process hold a file at a time, so every connection here is short:
+open (waiting with backoff while another process holds the file), do one thing,
+close. A batch that cannot be written because the file stays held is kept in a
+spool directory beside the ledger and written first by the next successful open.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from creatorkb.errors import LedgerError, LedgerLocked, SchemaTooNew
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
+
+# One lock per ledger file: threads of one process take turns, like processes do.
+_file_locks: dict[Path, threading.RLock] = {}
+_file_locks_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema change, applied once and never edited after it shipped."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def known_migrations() -> list[Migration]:
+    """The migrations shipped with this version of kb, in order."""
+    found = []
+    for entry in resources.files("creatorkb.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    return found
+
+
+@dataclass(frozen=True)
+class Write:
+    """Rows for one table, written idempotently by primary key.
+
+    When a row's key already exists, the columns in `update` are overwritten and the
+    others kept. With `insert_missing=False` rows whose key does not exist are skipped,
+    so a write may carry only the columns it changes.
+    """
+
+    table: str
+    key: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    update: tuple[str, ...] = field(default=())
+    insert_missing: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            return
+        columns = set(self.rows[0])
+        if any(set(row) != columns for row in self.rows):
+            raise ValueError(f"rows for {self.table} do not all have the same columns")
+        missing = (set(self.key) | set(self.update)) - columns
+        if missing:
+            raise ValueError(f"rows for {self.table} lack columns {sorted(missing)}")
+        if not self.insert_missing and not self.update:
+            raise ValueError(f"an update of {self.table} must name the columns it updates")
+
+    @classmethod
+    def insert_new(cls, table: str, key: tuple[str, ...], rows: list[dict[str, Any]]) -> Write:
+        """Insert rows whose key is new; existing rows win."""
+        return cls(table, key, rows)
+
+    @classmethod
+    def upsert(
+        cls, table: str, key: tuple[str, ...], rows: list[dict[str, Any]], update: tuple[str, ...]
+    ) -> Write:
+        """Insert new rows; for existing keys overwrite the `update` columns."""
+        return cls(table, key, rows, update)
+
+    @classmethod
+    def update_existing(cls, table: str, key: tuple[str, ...], rows: list[dict[str, Any]]) -> Write:
+        """Overwrite every non-key column given, for rows that exist."""
+        columns = tuple(name for name in rows[0] if name not in key) if rows else ()
+        return cls(table, key, rows, columns, insert_missing=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "key": list(self.key),
+            "update": list(self.update),
+            "insert_missing": self.insert_missing,
+            "rows": [{name: _as_text(value) for name, value in row.items()} for row in self.rows],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Write:
+        return cls(
+            data["table"],
+            tuple(data["key"]),
+            list(data["rows"]),
+            tuple(data["update"]),
+            bool(data["insert_missing"]),
+        )
+
+
+def _as_text(value: Any) -> str | None:
+    """One text form per value, used both on the wire to DuckDB and in the spool."""
+    match value:
+        case None:
+            return None
+        case bool():
+            return "true" if value else "false"
+        case datetime():
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        case date() | Decimal() | int() | float() | str():
+            return str(value) if not isinstance(value, float) else repr(value)
+        case Enum():
+            return _as_text(value.value)
+        case Path():
+            return str(value)
+        case dict() | list() | tuple():
+            return json.dumps(value, default=str, ensure_ascii=False)
+        case _:
+            raise TypeError(f"cannot store {type(value).__name__} in the ledger: {value!r}")
+
+
+class Ledger:
+    """One DuckDB ledger file, opened briefly for each read or write."""
+
+    def __init__(self, path: Path | str, wait_seconds: float = 30.0) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.wait_seconds = wait_seconds
+        self.spool_dir = self.path.with_name(self.path.name + ".pending")
+        self._column_types: dict[str, dict[str, str]] = {}
+        with _file_locks_guard:
+            self._lock = _file_locks.setdefault(self.path, threading.RLock())
+
+    # -- connections -------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held only for the `with` block, after waiting out other holders."""
+        with self._lock:
+            connection = self._open_waiting()
+            try:
+                connection.execute("SET TimeZone = 'UTC'")
+                yield connection
+            finally:
+                connection.close()
+
+    def _open_waiting(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as error:
+                holder = _LOCK_HOLDER.search(str(error))
+                if holder is None:
+                    raise LedgerError(f"cannot open ledger {self.path}: {error}") from error
+                waited = time.monotonic() - started
+                if waited >= self.wait_seconds:
+                    raise LedgerLocked(self.path, holder[1], waited) from error
+                time.sleep(min(delay, max(self.wait_seconds - waited, 0.0)))
+                delay = min(delay * 2, 1.0)
+
+    # -- schema ------------------------------------------------------------------
+
+    def migrate(self, up_to: int | None = None) -> int:
+        """Bring the schema up to date (or to `up_to`), then write any spooled batches.
+
+        Returns the schema version the file is at.
+        """
+        migrations = known_migrations()
+        latest = migrations[-1].version
+        target = latest if up_to is None else up_to
+        with self.connect() as connection:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            current = _schema_version(connection)
+            if current > latest:
+                raise SchemaTooNew(self.path, current, latest)
+            for migration in migrations:
+                if not current < migration.version <= target:
+                    continue
+                connection.execute("BEGIN TRANSACTION")
+                try:
+                    connection.execute(migration.sql)
+                    connection.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        [migration.version, migration.name, datetime.now(UTC)],
+                    )
+                    connection.execute("COMMIT")
+                except Exception:
+                    connection.execute("ROLLBACK")
+                    raise
+            self._replay_spool(connection)
+            return _schema_version(connection)
+
+    def schema_version(self) -> int:
+        """The version recorded in the file (0 for a new file)."""
+        with self.connect() as connection:
+            return _schema_version(connection)
+
+    # -- writes ------------------------------------------------------------------
+
+    def write(self, *writes: Write) -> None:
+        """Write the batch in one transaction; if the file stays held, spool it and raise."""
+        batch = [write for write in writes if write.rows]
+        if not batch:
+            return
+        try:
+            with self.connect() as connection:
+                self._replay_spool(connection)
+                self._apply(connection, batch)
+        except LedgerLocked as locked:
+            self._spool(batch)
+            raise LedgerLocked(
+                locked.path, locked.holder, locked.waited_s, len(self.pending_batches())
+            ) from locked
+
+    def pending_batches(self) -> list[Path]:
+        """Spooled batches waiting to be written, oldest first."""
+        if not self.spool_dir.is_dir():
+            return []
+        return sorted(self.spool_dir.glob("*.json"))
+
+    def flush_pending(self) -> int:
+        """Write spooled batches now; returns how many were written."""
+        with self.connect() as connection:
+            return self._replay_spool(connection)
+
+    def _spool(self, batch: Sequence[Write]) -> None:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"
+        partial = self.spool_dir / (name + ".tmp")
+        partial.write_text(json.dumps([write.to_json() for write in batch]), encoding="utf-8")
+        partial.rename(self.spool_dir / name)
+
+    def _replay_spool(self, connection: duckdb.DuckDBPyConnection) -> int:
+        spooled = self.pending_batches()
+        for path in spooled:
+            try:
+                batch = [Write.from_json(item) for item in json.loads(path.read_text("utf-8"))]
+            except (ValueError, KeyError) as error:
+                raise LedgerError(
+                    f"pending ledger batch {path} is unreadable ({error}); move it aside "
+                    "to continue"
+                ) from error
+            self._apply(connection, batch)
+            path.unlink()
+        return len(spooled)
+
+    def _apply(self, connection: duckdb.DuckDBPyConnection, batch: Sequence[Write]) -> None:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            for write in batch:
+                self._write(connection, write)
+            connection.execute("COMMIT")
+        except Exception:
+            connection.execute("ROLLBACK")
+            raise
+
+    def _write(self, connection: duckdb.DuckDBPyConnection, write: Write) -> None:
+        types = self._types_of(connection, write.table)
+        columns = list(write.rows[0])
+        unknown = [name for name in columns if name not in types]
+        if unknown:
+            raise LedgerError(f"table {write.table} has no column(s) {unknown}")
+        # The last row for a key wins, as if the rows had been written one by one.
+        latest = {tuple(row[name] for name in write.key): row for row in write.rows}
+        frame = pd.DataFrame(
+            [[_as_text(row[name]) for name in columns] for row in latest.values()],
+            columns=columns,
+            dtype=object,
+        )
+        selected = ", ".join(f'CAST("{name}" AS {types[name]})' for name in columns)
+        conflict = ", ".join(f'"{name}"' for name in write.key)
+        action = (
+            "DO UPDATE SET " + ", ".join(f'"{name}" = excluded."{name}"' for name in write.update)
+            if write.update
+            else "DO NOTHING"
+        )
+        names = ", ".join(f'"{name}"' for name in columns)
+        if write.insert_missing:
+            sql = (
+                f'INSERT INTO "{write.table}" ({names}) SELECT {selected} FROM kb_batch '
+                f"ON CONFLICT ({conflict}) {action}"
+            )
+        else:
+            assignments = ", ".join(
+                f'"{name}" = CAST(kb_batch."{name}" AS {types[name]})' for name in write.update
+            )
+            matches = " AND ".join(
+                f'"{write.table}"."{name}" = CAST(kb_batch."{name}" AS {types[name]})'
+                for name in write.key
+            )
+            sql = f'UPDATE "{write.table}" SET {assignments} FROM kb_batch WHERE {matches}'
+        connection.register("kb_batch", frame)
+        try:
+            connection.execute(sql)
+        finally:
+            connection.unregister("kb_batch")
+
+    def _types_of(self, connection: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+        if table not in self._column_types:
+            found = connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = ? ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+            if not found:
+                raise LedgerError(f"the ledger has no table {table}; run `kb init`")
+            self._column_types[table] = dict(found)
+        return self._column_types[table]
+
+    # -- reads -------------------------------------------------------------------
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one query and return its rows as dicts."""
+        with self.connect() as connection:
+            cursor = connection.execute(sql, list(params))
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run one query and return a DataFrame."""
+        with self.connect() as connection:
+            return connection.execute(sql, list(params)).df()
+
+
+def _schema_version(connection: duckdb.DuckDBPyConnection) -> int:
+    exists = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchone()
+    if not exists or not exists[0]:
+        return 0
+    version = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(version[0]) if version and version[0] is not None else 0
+
+
+def open_ledger(path: Path | str, wait_seconds: float = 30.0) -> Ledger:
+    """The ledger at `path`, migrated to the current schema with spooled batches written."""
+    ledger = Ledger(path, wait_seconds)
+    ledger.migrate()
+    return ledger

@@ -1,0 +1,54 @@
+"""Set up the project from its lock file, then run `kb` or the tests. Needs only Python 3.11.
+
+    python3 dev.py kb run      # the main job (any kb command works: kb doctor, kb scan, ...)
+    python3 dev.py test        # lint, then the whole test suite (extra args go to pytest)
+
+The first call creates `.venv`, installs the pinned uv into it and syncs exactly the
+versions in `uv.lock`; later calls only re-sync (a no-op when nothing changed).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+UV_VERSION = "0.13.9"
+
+
+def run(*command: str | Path) -> None:
+    done = subprocess.run([str(part) for part in command], cwd=ROOT)
+    if done.returncode:
+        sys.exit(done.returncode)
+
+
+def set_up() -> None:
+    if sys.version_info[:2] != (3, 11):
+        sys.exit(f"creatorkb needs Python 3.11; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("creating .venv", flush=True)
+        venv.create(VENV, with_pip=True)
+    if not (BIN / "uv").exists():
+        run(BIN / "python", "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}")
+    run(BIN / "uv", "sync", "--frozen", "--quiet")
+
+
+def main(arguments: list[str]) -> None:
+    if not arguments or arguments[0] not in ("kb", "test"):
+        sys.exit(__doc__)
+    set_up()
+    command, rest = arguments[0], arguments[1:]
+    if command == "kb":
+        os.execv(BIN / "kb", [str(BIN / "kb"), *rest])
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "python", "-m", "pytest", *rest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,146 @@
+"""The `kb` command as a user runs it: a subprocess behind a proxy with a private CA."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from creatorkb.ledger import Ledger
+from tests.servers.youtube import FakeYouTube
+from tests.test_ledger import held
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+KB = str(Path(sys.executable).parent / "kb")
+ALICE = "UCaliceaaaaaaaaaaaaaaaaa"
+BOB = "UCbobbbbbbbbbbbbbbbbbbbb"
+CAROL = "UCcarolccccccccccccccccc"
+
+
+def kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [KB, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == expect, f"kb {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def publish(youtube: FakeYouTube) -> dict[str, list[str]]:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    youtube.add_channel(ALICE, "Alice Builds", handle="@alicebuilds")
+    youtube.add_channel(BOB, "Bob")
+    youtube.add_channel(CAROL, "Carol", handle="@carol")
+    return {
+        ALICE: [
+            youtube.add_video(ALICE, published=start, transcript_text="alice talks about comfyui"),
+            youtube.add_video(ALICE, published=start + timedelta(days=1), transcript="ip_blocked"),
+        ],
+        BOB: [youtube.add_video(BOB, published=start, transcript="transcripts_disabled")],
+        CAROL: [youtube.add_video(CAROL, published=start, transcript_text="carol on flux")],
+    }
+
+
+def test_kb_fills_the_ledger_through_a_proxy(kb_env: Path, youtube: FakeYouTube) -> None:
+    videos = publish(youtube)
+    (kb_env / "import.csv").write_text(f"channel,name,priority\n@carol,Carol,low\n{BOB},,\n")
+
+    assert "created" in kb("init").stdout
+    added = kb("creators", "add", "@alicebuilds", "--priority", "high").stdout
+    assert "Alice Builds" in added and ALICE in added
+    assert "2 added, 0 updated" in kb("creators", "import", "import.csv").stdout
+    roster = (kb_env / "creators.yaml").read_text()
+    assert f"channel_id: {ALICE}" in roster and "handle: '@carol'" in roster
+    listing = kb("creators", "list").stdout
+    assert "Alice Builds" in listing and "never" in listing
+
+    scanned = kb("scan").stdout
+    assert "new videos" in scanned
+    fetched = kb("fetch").stdout
+    assert "transcripts stored" in fetched
+    assert "blocked: IpBlocked" in fetched and "no_transcript: TranscriptsDisabled" in fetched
+
+    ledger = Ledger(kb_env / "data" / "kb.duckdb")
+    rows = {r["video_id"]: r["status"] for r in ledger.rows("SELECT * FROM videos")}
+    assert rows == {
+        videos[ALICE][0]: "transcribed",
+        videos[ALICE][1]: "blocked",
+        videos[BOB][0]: "no_transcript",
+        videos[CAROL][0]: "transcribed",
+    }
+    texts = {r["video_id"]: r["text"] for r in ledger.rows("SELECT * FROM transcripts")}
+    assert texts == {
+        videos[ALICE][0]: "alice talks about comfyui",
+        videos[CAROL][0]: "carol on flux",
+    }
+    priorities = ledger.rows("SELECT channel_id, priority FROM creators ORDER BY channel_id")
+    assert priorities == [
+        {"channel_id": ALICE, "priority": "high"},
+        {"channel_id": BOB, "priority": "medium"},
+        {"channel_id": CAROL, "priority": "low"},
+    ]
+    assert youtube.proxy_connects and set(youtube.proxy_connects) == {"www.youtube.com:443"}
+
+    doctor = kb("doctor").stdout
+    assert "schema version" in doctor and "3 creators" in doctor
+    assert "feed of" in doctor and "FAIL" not in doctor
+
+
+def test_bad_channel_and_malformed_roster_get_clear_errors(
+    kb_env: Path, youtube: FakeYouTube
+) -> None:
+    short = kb("creators", "add", "UCshort", expect=1).stdout
+    assert "'UCshort' is not a YouTube channel id" in short
+    unknown = kb("creators", "add", "@nobodyhere", expect=1).stdout
+    assert "no channel at https://www.youtube.com/@nobodyhere" in unknown
+
+    (kb_env / "creators.yaml").write_text(
+        "creators:\n  - channel_id: UCaliceaaaaaaaaaaaaaaaaa\n    name: [unclosed\n"
+    )
+    broken = kb("creators", "list", expect=1).stdout
+    assert "creators.yaml:3:11: not valid YAML" in broken
+    assert "creators.yaml:3" in kb("doctor", expect=1).stdout
+
+
+def test_scan_keeps_what_it_gathered_when_the_ledger_stays_held(
+    kb_env: Path, youtube: FakeYouTube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    videos = publish(youtube)
+    kb("init")
+    kb("creators", "add", ALICE, "--name", "Alice")
+    kb("creators", "add", BOB, "--name", "Bob")
+    youtube.feeds_open.clear()
+    monkeypatch.setenv("KB_LEDGER_WAIT_SECONDS", "1")
+    ledger_path = kb_env / "data" / "kb.duckdb"
+
+    scan = subprocess.Popen(
+        [KB, "scan"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert youtube.feed_requested.wait(timeout=120)
+    # The feeds are being read; an analyst opens the ledger and keeps it for a while.
+    with held(ledger_path, seconds=8) as holder:
+        youtube.feeds_open.set()
+        output, _ = scan.communicate(timeout=120)
+        assert scan.returncode == 1, output
+        assert f"ledger {ledger_path} is held by another process" in output
+        assert f"PID {holder.pid}" in output
+        assert "were kept and will be written by the next run" in output
+
+    kb("scan")
+    ledger = Ledger(ledger_path)
+    stored = sorted(r["video_id"] for r in ledger.rows("SELECT video_id FROM videos"))
+    assert stored == sorted(videos[ALICE] + videos[BOB])
+    assert ledger.pending_batches() == []
+    events = ledger.rows("SELECT channel_id, outcome FROM scan_events ORDER BY channel_id")
+    assert events == [
+        {"channel_id": ALICE, "outcome": "ok"},
+        {"channel_id": BOB, "outcome": "ok"},
+    ]
