@@ -7,10 +7,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prefect.exceptions import ParameterTypeError
 
+from blocks.youtube import BLOCK_NAME, YouTubeSettings
 from creatorkb.ledger import Ledger
+from flows.fetch import fetch_transcripts
+from flows.pipeline import pipeline
 from flows.scan import scan_creators
-from tests.servers.youtube import FakeYouTube
+from tests.servers.youtube import CaptionTrack, FakeYouTube
+from tests.test_ledger import held
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -168,3 +173,62 @@ def test_full_feed_of_new_videos_is_a_possible_gap_filled_from_the_data_api(
     assert set(missed[:5]).isdisjoint(stored)  # the first gap stays recorded, not invented
     data_api = [r for r in youtube.requests if r.path == "/youtube/v3/playlistItems"]
     assert data_api and all("key" not in r.query for r in data_api)  # key sent as a header
+
+
+def test_a_scan_waits_for_a_notebook_that_holds_the_ledger_briefly(
+    kb_env: Path, youtube: FakeYouTube
+) -> None:
+    youtube.add_channel(ALICE, "Alice")
+    add_videos(youtube, ALICE, 2, datetime(2026, 11, 1, tzinfo=UTC))
+    write_roster(kb_env / "creators.yaml", [{"channel_id": ALICE, "name": "Alice"}])
+    ledger = ledger_of(kb_env)
+    ledger.migrate()
+
+    with held(ledger.path, seconds=2) as holder:
+        summary = scan_creators()
+        assert holder.poll() is not None  # the run could only finish after the holder left
+
+    assert summary.new_videos == 2
+    assert len(ledger.rows("SELECT * FROM videos")) == 2
+
+
+def test_a_configured_proxy_url_carries_every_youtube_request(
+    kb_env: Path, youtube: FakeYouTube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KB_YOUTUBE_PROXY_URL", youtube.proxy_url)
+    youtube.add_channel(BOB, "Bob", handle="@bobmakes")
+    add_videos(youtube, BOB, 1, datetime(2026, 11, 1, tzinfo=UTC))
+    write_roster(kb_env / "creators.yaml", [{"handle": "@bobmakes", "name": "Bob"}])
+
+    summary = pipeline()
+
+    assert (summary.scan.new_videos, summary.fetch.transcribed) == (1, 1)
+    # www.youtube.com resolves nowhere here: every request went through the proxy.
+    paths = {request.path for request in youtube.requests}
+    assert {"/@bobmakes", "/feeds/videos.xml", "/watch", "/youtubei/v1/player"} <= paths
+    assert set(youtube.proxy_connects) == {"www.youtube.com:443"}
+
+
+def test_a_saved_youtube_block_wins_over_the_environment(
+    kb_env: Path, youtube: FakeYouTube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_YOUTUBE_LANGUAGES", "en")
+    youtube.add_channel(CAROL, "Carol")
+    video = youtube.add_video(CAROL, published=datetime(2026, 11, 1, tzinfo=UTC))
+    youtube.set_transcript(video, tracks=[CaptionTrack("de", "aus dem Block")])
+    write_roster(kb_env / "creators.yaml", [{"channel_id": CAROL, "name": "Carol"}])
+    block = YouTubeSettings(languages=["de"], pause_seconds=0, feed_retry_delay_seconds=0.05)
+    block.save(BLOCK_NAME, overwrite=True)
+    try:
+        assert pipeline().fetch.transcribed == 1
+    finally:
+        YouTubeSettings.delete(BLOCK_NAME)
+    rows = ledger_of(kb_env).rows("SELECT language, text FROM transcripts")
+    assert rows == [{"language": "de", "text": "aus dem Block"}]
+
+
+def test_flow_parameters_are_validated_like_the_ui_form(kb_env: Path) -> None:
+    with pytest.raises(ParameterTypeError, match="limit"):
+        fetch_transcripts(limit=0)
