@@ -6,9 +6,8 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
+from blocks import load_options
 from creatorkb.settings import YouTubeEnvSettings, YouTubeOptions
-
-BLOCK_NAME = "default"
 
 
 class YouTubeSettings(Block, YouTubeOptions):
@@ -22,10 +21,6 @@ class YouTubeSettings(Block, YouTubeOptions):
     )
 
 
-def load_youtube_options() -> YouTubeOptions:
+def load_youtube_options(use_blocks: bool = True) -> YouTubeOptions:
     """The saved block when there is one, else KB_YOUTUBE_* environment variables."""
-    try:
-        block = YouTubeSettings.load(BLOCK_NAME)
-    except ValueError:
-        return YouTubeEnvSettings()
-    return YouTubeOptions.model_validate(block.model_dump(include=set(YouTubeOptions.model_fields)))
+    return load_options(YouTubeSettings, YouTubeOptions, YouTubeEnvSettings, use_blocks)

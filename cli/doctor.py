@@ -8,15 +8,28 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+import anthropic
 from rich.console import Console
 from rich.table import Table
 
-from creatorkb.errors import KBError
+from creatorkb.budget import Budget
+from creatorkb.calls import LocalUnavailable
+from creatorkb.cloud_model import CloudModel, deprecation_notice
+from creatorkb.errors import KBError, SettingsError
 from creatorkb.feed import FeedUnavailable, read_feed
 from creatorkb.ledger import Ledger, known_migrations
+from creatorkb.local_model import LocalModel
 from creatorkb.network import ca_bundle, http_client
+from creatorkb.pricing import check_priced
 from creatorkb.roster import load_roster
-from creatorkb.settings import KBSettings, YouTubeOptions
+from creatorkb.routing import RoutingPolicy
+from creatorkb.settings import (
+    AnthropicOptions,
+    CostOptions,
+    KBSettings,
+    OllamaOptions,
+    YouTubeOptions,
+)
 
 # YouTube's own channel: always there, so a failure means the path to YouTube is broken.
 PROBE_CHANNEL = "UCBR8-60-B28hp2BmDPdntcQ"
@@ -31,12 +44,27 @@ class Check:
     detail: str
 
 
-def run_checks(console: Console, settings: KBSettings, options: YouTubeOptions) -> int:
+@dataclass(frozen=True)
+class Configuration:
+    """Everything the checks look at."""
+
+    settings: KBSettings
+    youtube: YouTubeOptions
+    ollama: OllamaOptions
+    anthropic: AnthropicOptions
+    policy: RoutingPolicy
+    costs: CostOptions
+
+
+def run_checks(console: Console, config: Configuration) -> int:
     """Print every check; return 1 if any failed."""
     checks = [
-        check_ledger(settings),
-        check_roster(settings),
-        *check_youtube(settings, options),
+        check_ledger(config.settings),
+        check_roster(config.settings),
+        *check_youtube(config.settings, config.youtube),
+        *check_ollama(config.ollama),
+        *check_anthropic(config.anthropic, config.costs),
+        check_budget(config.settings, config.policy, config.costs),
         check_prefect(),
     ]
     table = Table("", "check", "detail")
@@ -106,6 +134,65 @@ def check_youtube(settings: KBSettings, options: YouTubeOptions) -> list[Check]:
         f"feed of {channel} read in {elapsed_ms:.0f} ms ({len(read.entries)} entries)",
     )
     return [network, feed]
+
+
+def check_ollama(options: OllamaOptions) -> list[Check]:
+    local = LocalModel(options)
+    try:
+        version = local.version()
+        installed = local.installed_models()
+    except LocalUnavailable as error:
+        return [Check("ollama", "warn", f"{error}; local work will go to the cloud")]
+    checks = [Check("ollama", "ok", f"{options.host}, version {version}")]
+    try:
+        local.check_model(options.draft_model)
+        checks.append(Check("draft model", "ok", f"{options.draft_model} is installed"))
+    except SettingsError as error:
+        checks.append(Check("draft model", "fail", str(error)))
+    missing = [m for m in options.models if m not in installed and f"{m}:latest" not in installed]
+    if missing:
+        checks.append(Check("consensus models", "warn", f"not installed: {', '.join(missing)}"))
+    return checks
+
+
+def check_anthropic(options: AnthropicOptions, costs: CostOptions) -> list[Check]:
+    checks = []
+    for role, model in (("cloud model", options.model), ("reference model", costs.reference_model)):
+        try:
+            check_priced(model)
+        except SettingsError as error:
+            checks.append(Check(role, "fail", str(error)))
+            continue
+        notice = deprecation_notice(model)
+        checks.append(Check(role, "warn" if notice else "ok", notice or f"{model} (priced)"))
+    if options.api_key is None:
+        checks.append(Check("anthropic", "warn", "no API key: cloud work falls back or waits"))
+        return checks
+    try:
+        counted = CloudModel(options).check_key()
+    except anthropic.AuthenticationError:
+        checks.append(Check("anthropic", "fail", "the API key was rejected (401)"))
+        return checks
+    except anthropic.APIError as error:
+        checks.append(Check("anthropic", "fail", f"unreachable: {type(error).__name__}"))
+        return checks
+    checks.append(Check("anthropic", "ok", f"key accepted (count_tokens answered {counted})"))
+    return checks
+
+
+def check_budget(settings: KBSettings, policy: RoutingPolicy, costs: CostOptions) -> Check:
+    if not settings.ledger.exists():
+        return Check("budget", "warn", f"${policy.weekly_budget_usd} a week; nothing spent yet")
+    budget = Budget(Ledger(settings.ledger, 5), policy.weekly_budget_usd, costs.timezone)
+    try:
+        status = budget.status()
+    except KBError as error:
+        return Check("budget", "fail", str(error))
+    detail = (
+        f"${status.left_usd:.2f} left of ${status.budget_usd} this week "
+        f"(spent ${status.spent_usd:.4f}, reserved ${status.reserved_usd:.4f})"
+    )
+    return Check("budget", "ok" if status.left_usd > 0 else "warn", detail)
 
 
 def check_prefect() -> Check:

@@ -12,11 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from creatorkb.analysis import AnalysisSummary
 from creatorkb.catalog import FetchSummary, ScanSummary
 from creatorkb.channels import parse_channel_ref, resolve_channel
 from creatorkb.errors import KBError
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.network import http_client
+from creatorkb.prompting import Level
 from creatorkb.roster import (
     Creator,
     Priority,
@@ -25,7 +27,7 @@ from creatorkb.roster import (
     parse_import,
     save_roster,
 )
-from creatorkb.settings import KBSettings, YouTubeEnvSettings, YouTubeOptions
+from creatorkb.settings import KBSettings, YouTubeOptions
 
 app = typer.Typer(
     help="Creator knowledge base: scan YouTube creators, fetch transcripts, analyse them.",
@@ -48,16 +50,16 @@ def _settings() -> KBSettings:
     return KBSettings()
 
 
+def _configured(load: Callable[[bool], T]) -> T:
+    """Settings from the saved block when a Prefect API is configured, else the environment:
+    commands that run no flow do not start a temporary Prefect server just to look."""
+    return _run(lambda: load(bool(os.environ.get("PREFECT_API_URL"))))
+
+
 def _youtube_options() -> YouTubeOptions:
-    """The saved YouTube block when a Prefect API is configured, else the environment.
+    from blocks.youtube import load_youtube_options
 
-    Commands that run no flow do not start a temporary Prefect server just to look.
-    """
-    if os.environ.get("PREFECT_API_URL"):
-        from blocks.youtube import load_youtube_options
-
-        return load_youtube_options()
-    return YouTubeEnvSettings()
+    return _configured(load_youtube_options)
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -218,17 +220,77 @@ def fetch(
     _print_fetch(_run(lambda: fetch_transcripts(limit=limit, languages=language or None)))
 
 
+@app.command()
+def analyze(
+    limit: Annotated[int, typer.Option(min=1, help="Most videos to analyse this run.")] = 100,
+    video: Annotated[
+        list[str] | None, typer.Option(help="Analyse only these video ids (repeatable).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Analyse (and pay for) already analysed videos again.")
+    ] = False,
+) -> None:
+    """Analyse transcribed videos: local draft, confidence check, cloud refine."""
+    from flows.analyze import analyze_videos
+
+    _print_analysis(_run(lambda: analyze_videos(limit=limit, video_ids=video or None, force=force)))
+
+
 @app.command("run")
 def run_pipeline(
     force_scan: Annotated[bool, typer.Option(help="Scan every creator, due or not.")] = False,
     fetch_limit: Annotated[int, typer.Option(min=1, help="Most transcripts to fetch.")] = 200,
+    analyze_limit: Annotated[int, typer.Option(min=1, help="Most videos to analyse.")] = 200,
 ) -> None:
-    """The pipeline: scan creators, then fetch transcripts."""
+    """The pipeline: scan creators, fetch transcripts, analyse them."""
     from flows.pipeline import pipeline
 
-    summary = _run(lambda: pipeline(force_scan=force_scan, fetch_limit=fetch_limit))
+    summary = _run(
+        lambda: pipeline(
+            force_scan=force_scan, fetch_limit=fetch_limit, analyze_limit=analyze_limit
+        )
+    )
     _print_scan(summary.scan)
     _print_fetch(summary.fetch)
+    _print_analysis(summary.analysis)
+
+
+@app.command()
+def prompt(
+    text: Annotated[str, typer.Argument(help="The prompt.")],
+    level: Annotated[
+        Level, typer.Option(help="Agent level: L1 goes to the cloud, L2/L3 start locally.")
+    ] = Level.L2,
+    prefer_local: Annotated[bool, typer.Option(help="Start locally whatever the level.")] = False,
+    force_cloud: Annotated[bool, typer.Option(help="Send it to Claude.")] = False,
+) -> None:
+    """One routed generation (the route-prompt flow); prints the answer."""
+    from flows.route_prompt import route_prompt
+
+    result = _run(
+        lambda: route_prompt(text, level=level, prefer_local=prefer_local, force_cloud=force_cloud)
+    )
+    console.print(result.text, markup=False, highlight=False)
+    console.print(
+        f"[dim]{result.route} via {result.provider} {result.model}, ${result.cost_usd:.6f}[/]"
+    )
+
+
+def _print_analysis(summary: AnalysisSummary) -> None:
+    table = Table("videos", "analysed", "deferred", "failed", "flagged", "cloud $")
+    table.add_row(
+        str(summary.videos),
+        str(summary.analyzed),
+        str(summary.deferred),
+        str(summary.failed),
+        str(summary.flagged),
+        f"{summary.cloud_usd:.4f}",
+    )
+    console.print(table)
+    for route, count in summary.routes.items():
+        console.print(f"  {count:4d}  {route}")
+    for video_id, error in summary.errors.items():
+        console.print(f"[red]{video_id}[/]: {error}")
 
 
 def _print_scan(summary: ScanSummary) -> None:
@@ -267,9 +329,19 @@ def _print_fetch(summary: FetchSummary) -> None:
 @app.command()
 def doctor() -> None:
     """What is configured and reachable: ledger, roster, YouTube."""
-    from cli.doctor import run_checks
+    from blocks.models import load_anthropic_options, load_ollama_options
+    from blocks.policy import load_costs, load_policy
+    from cli.doctor import Configuration, run_checks
 
-    raise typer.Exit(run_checks(console, _settings(), _youtube_options()))
+    config = Configuration(
+        settings=_settings(),
+        youtube=_youtube_options(),
+        ollama=_configured(load_ollama_options),
+        anthropic=_configured(load_anthropic_options),
+        policy=_configured(load_policy),
+        costs=_configured(load_costs),
+    )
+    raise typer.Exit(run_checks(console, config))
 
 
 if __name__ == "__main__":

@@ -205,17 +205,12 @@ class Ledger:
             for migration in migrations:
                 if not current < migration.version <= target:
                     continue
-                connection.execute("BEGIN TRANSACTION")
-                try:
+                with _transaction(connection):
                     connection.execute(migration.sql)
                     connection.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                         [migration.version, migration.name, datetime.now(UTC)],
                     )
-                    connection.execute("COMMIT")
-                except Exception:
-                    connection.execute("ROLLBACK")
-                    raise
             self._replay_spool(connection)
             return _schema_version(connection)
 
@@ -226,15 +221,25 @@ class Ledger:
 
     # -- writes ------------------------------------------------------------------
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed if the block ends, else rolled back.
+
+        Spooled batches are written first, so the transaction sees them.
+        """
+        with self.connect() as connection:
+            self._replay_spool(connection)
+            with _transaction(connection):
+                yield connection
+
     def write(self, *writes: Write) -> None:
         """Write the batch in one transaction; if the file stays held, spool it and raise."""
         batch = [write for write in writes if write.rows]
         if not batch:
             return
         try:
-            with self.connect() as connection:
-                self._replay_spool(connection)
-                self._apply(connection, batch)
+            with self.transaction() as connection:
+                self.apply(connection, *batch)
         except LedgerLocked as locked:
             self._spool(batch)
             raise LedgerLocked(
@@ -269,19 +274,16 @@ class Ledger:
                     f"pending ledger batch {path} is unreadable ({error}); move it aside "
                     "to continue"
                 ) from error
-            self._apply(connection, batch)
+            with _transaction(connection):
+                self.apply(connection, *batch)
             path.unlink()
         return len(spooled)
 
-    def _apply(self, connection: duckdb.DuckDBPyConnection, batch: Sequence[Write]) -> None:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            for write in batch:
+    def apply(self, connection: duckdb.DuckDBPyConnection, *writes: Write) -> None:
+        """Apply writes on a connection from `transaction()`."""
+        for write in writes:
+            if write.rows:
                 self._write(connection, write)
-            connection.execute("COMMIT")
-        except Exception:
-            connection.execute("ROLLBACK")
-            raise
 
     def _write(self, connection: duckdb.DuckDBPyConnection, write: Write) -> None:
         types = self._types_of(connection, write.table)
@@ -351,14 +353,25 @@ class Ledger:
             return connection.execute(sql, list(params)).df()
 
 
+@contextmanager
+def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 def _schema_version(connection: duckdb.DuckDBPyConnection) -> int:
-    exists = connection.execute(
+    [(exists,)] = connection.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()
-    if not exists or not exists[0]:
+    ).fetchall()
+    if not exists:
         return 0
-    version = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
-    return int(version[0]) if version and version[0] is not None else 0
+    [(version,)] = connection.execute("SELECT max(version) FROM schema_migrations").fetchall()
+    return int(version) if version is not None else 0
 
 
 def open_ledger(path: Path | str, wait_seconds: float = 30.0) -> Ledger:

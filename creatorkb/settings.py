@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,3 +75,91 @@ class YouTubeEnvSettings(YouTubeOptions, BaseSettings):
     data_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("YOUTUBE_API_KEY", "KB_YOUTUBE_DATA_API_KEY")
     )
+
+
+class OllamaOptions(BaseModel):
+    """The local model server."""
+
+    host: str = Field("http://localhost:11434", description="Ollama's URL (OLLAMA_HOST).")
+    draft_model: str = Field("llama3.2", description="Model that drafts analyses.")
+    models: list[str] = Field(
+        default_factory=lambda: ["llama3.2", "qwen2.5:7b", "mistral"],
+        min_length=1,
+        description="Models used for consensus; the draft model should be one of them.",
+    )
+    parallel: int = Field(
+        4, ge=1, le=64, description="Requests Ollama serves at once (its OLLAMA_NUM_PARALLEL)."
+    )
+    keep_alive: str = Field("10m", description="How long Ollama keeps a model loaded.")
+    max_num_ctx: int = Field(
+        16384, ge=2048, description="Largest context window kb asks for (memory grows with it)."
+    )
+    max_output_tokens: int = Field(2048, ge=256, description="num_predict for each answer.")
+    timeout_seconds: float = Field(600.0, gt=0, description="Longest wait for one answer.")
+
+
+class OllamaEnvSettings(OllamaOptions, BaseSettings):
+    """OllamaOptions from KB_OLLAMA_* variables (the URL from OLLAMA_HOST)."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_OLLAMA_", extra="ignore")
+
+    host: str = Field(
+        "http://localhost:11434", validation_alias=AliasChoices("OLLAMA_HOST", "KB_OLLAMA_HOST")
+    )
+
+
+class AnthropicOptions(BaseModel):
+    """Claude through the Anthropic API."""
+
+    api_key: SecretStr | None = Field(None, description="Anthropic API key.")
+    base_url: str | None = Field(None, description="API URL; the SDK's default when unset.")
+    model: str = Field("claude-sonnet-5", description="Model for refinement and direct calls.")
+    max_output_tokens: int = Field(4096, ge=256, le=21_000)
+    cache_ttl: Literal["5m", "1h"] = Field(
+        "5m", description="Lifetime of the cached system prompt and schema."
+    )
+    concurrency: int = Field(8, ge=1, le=64, description="Cloud requests in flight at once.")
+    max_retries: int = Field(
+        3, ge=0, le=10, description="SDK retries of 429/529/5xx (honouring retry-after)."
+    )
+    timeout_seconds: float = Field(120.0, gt=0, description="Longest wait for one answer.")
+
+
+class AnthropicEnvSettings(AnthropicOptions, BaseSettings):
+    """AnthropicOptions from KB_ANTHROPIC_* (key and URL from ANTHROPIC_API_KEY/_BASE_URL)."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_ANTHROPIC_", extra="ignore")
+
+    api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    base_url: str | None = Field(None, validation_alias="ANTHROPIC_BASE_URL")
+
+
+class CostOptions(BaseModel):
+    """What the counterfactual and the local GPU cost: the basis of savings and ROI."""
+
+    reference_model: str = Field(
+        "claude-sonnet-5",
+        description="Cloud model whose price every call is compared with (cloud_equivalent_usd).",
+    )
+    gpu_price_usd: Decimal = Field(Decimal("1200"), ge=0, description="What the GPU cost.")
+    amortisation_months: int = Field(36, ge=1, description="Months over which it is written off.")
+    gpu_watts: Decimal = Field(Decimal("350"), ge=0, description="GPU power draw while answering.")
+    usd_per_kwh: Decimal = Field(Decimal("0.12"), ge=0, description="Electricity price.")
+    timezone: str = Field("UTC", description="Timezone of budget weeks and reports.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin"
+            ) from None
+        return value
+
+
+class CostEnvSettings(CostOptions, BaseSettings):
+    """CostOptions from KB_COST_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_COST_", extra="ignore")

@@ -1,4 +1,4 @@
-"""The pipeline: scan creators, then fetch transcripts. The scheduled main job."""
+"""The pipeline: scan creators, fetch transcripts, analyse them. The scheduled main job."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated
 from prefect import flow
 from pydantic import BaseModel, Field
 
+from creatorkb.analysis import AnalysisSummary
 from creatorkb.catalog import FetchSummary, ScanSummary
+from flows.analyze import analyze_videos
 from flows.fetch import fetch_transcripts
 from flows.scan import scan_creators
 
@@ -17,14 +19,17 @@ class PipelineSummary(BaseModel):
 
     scan: ScanSummary
     fetch: FetchSummary
+    analysis: AnalysisSummary
 
 
 @flow(name="pipeline")
 def pipeline(
     force_scan: bool = False,
     fetch_limit: Annotated[int, Field(ge=1, le=10_000)] = 200,
+    analyze_limit: Annotated[int, Field(ge=1, le=100_000)] = 200,
 ) -> PipelineSummary:
-    """Scan the creators that are due, then fetch the transcripts of new videos."""
+    """Scan the creators that are due, fetch new transcripts, analyse them."""
     scan = scan_creators(force=force_scan)
     fetch = fetch_transcripts(limit=fetch_limit)
-    return PipelineSummary(scan=scan, fetch=fetch)
+    analysis = analyze_videos(limit=analyze_limit)
+    return PipelineSummary(scan=scan, fetch=fetch, analysis=analysis)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,10 @@ import pytest
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from creatorkb.ledger import Ledger, Write
+from tests.analysts import careful
+from tests.servers.anthropic import FakeAnthropic
+from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +87,16 @@ def kb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KB_LEDGER_WAIT_SECONDS", "5")
     monkeypatch.setenv("KB_YOUTUBE_PAUSE_SECONDS", "0")
     monkeypatch.setenv("KB_YOUTUBE_FEED_RETRY_DELAY_SECONDS", "0.05")
-    for name in ("YOUTUBE_API_KEY", "KB_YOUTUBE_PROXY_URL", "KB_YOUTUBE_DATA_API_KEY"):
+    # Shadow sampling is random-looking; tests that want it turn it on.
+    monkeypatch.setenv("KB_POLICY_SHADOW_RATE", "0")
+    for name in (
+        "YOUTUBE_API_KEY",
+        "KB_YOUTUBE_PROXY_URL",
+        "KB_YOUTUBE_DATA_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OLLAMA_HOST",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -97,3 +111,79 @@ def youtube(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeYouTube]:
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
         yield fake
+
+
+@pytest.fixture
+def ollama(kb_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOllama]:
+    """An Ollama-shaped server on loopback, used through OLLAMA_HOST."""
+    with FakeOllama(cold_load_s=0.0) as fake:
+        fake.responder = careful
+        monkeypatch.setenv("OLLAMA_HOST", fake.url)
+        monkeypatch.setenv("KB_OLLAMA_DRAFT_MODEL", "llama3.2")
+        yield fake
+
+
+@pytest.fixture
+def anthropic(kb_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
+    """An Anthropic-shaped server on loopback, used through ANTHROPIC_BASE_URL."""
+    with FakeAnthropic(min_cache_tokens=256) as fake:
+        fake.responder = careful
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", fake.api_key)
+        yield fake
+
+
+def seed_transcribed(
+    ledger_path: Path, videos: list[tuple[str, str, str, str]], channel_priority: dict[str, str]
+) -> None:
+    """Put transcribed videos (video_id, channel_id, title, transcript) in the ledger."""
+    ledger = Ledger(ledger_path)
+    ledger.migrate()
+    now = datetime.now(UTC)
+    creators = [
+        {
+            "channel_id": channel,
+            "name": channel,
+            "handle": None,
+            "priority": priority,
+            "scan_interval_days": None,
+            "last_scanned_at": now,
+            "feed_etag": None,
+            "feed_last_modified": None,
+            "added_at": now,
+        }
+        for channel, priority in channel_priority.items()
+    ]
+    rows = [
+        {
+            "video_id": video_id,
+            "channel_id": channel,
+            "title": title,
+            "description": "",
+            "published_at": now - timedelta(minutes=index),
+            "status": "transcribed",
+            "status_reason": None,
+            "source": "feed",
+            "fetch_attempts": 1,
+            "next_fetch_at": None,
+            "discovered_at": now,
+            "updated_at": now,
+        }
+        for index, (video_id, channel, title, _) in enumerate(videos)
+    ]
+    transcripts = [
+        {
+            "video_id": video_id,
+            "language": "en",
+            "language_name": "English",
+            "is_generated": False,
+            "text": text,
+            "fetched_at": now,
+        }
+        for video_id, _, _, text in videos
+    ]
+    ledger.write(
+        Write.insert_new("creators", ("channel_id",), creators),
+        Write.insert_new("videos", ("video_id",), rows),
+        Write.insert_new("transcripts", ("video_id",), transcripts),
+    )

@@ -108,6 +108,7 @@ class FakeAnthropic(LoopbackServer):
         self.min_cache_tokens = min_cache_tokens
         self.responder: Responder = _default_responder
         self.calls: list[MessagesRequest] = []
+        self.replies: list[dict[str, Any]] = []  # every message sent back, usage included
         self.clock: Callable[[], float] = time.monotonic  # drives cache expiry
         self._cache: dict[tuple[str, str, str], tuple[float, float]] = {}  # -> (expiry, ttl)
         self.route("POST", "/v1/messages", self._messages)
@@ -189,6 +190,8 @@ class FakeAnthropic(LoopbackServer):
             "stop_sequence": None,
             "usage": {**usage, "output_tokens": output_tokens, "service_tier": "standard"},
         }
+        with self._lock:
+            self.replies.append(message)
         return json_response(message, headers={"request-id": _new_id("req_")})
 
     def _count_tokens(self, request: HttpRequest) -> Response:

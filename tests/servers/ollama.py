@@ -110,6 +110,7 @@ class FakeOllama(LoopbackServer):
         self.thinking_models = set(thinking_models)
         self.responder: Responder = _default_responder
         self.chats: list[ChatRequest] = []
+        self.replies: list[dict[str, Any]] = []  # the final metrics of every answer
         self._loaded: dict[str, tuple[float, int]] = {}  # model -> (expires_at, num_ctx)
         self.route("GET", "/", self._root, limited=False)
         self.route("GET", "/api/version", self._version, limited=False)
@@ -257,6 +258,8 @@ class FakeOllama(LoopbackServer):
             "eval_count": eval_count,
             "eval_duration": eval_ns,
         }
+        with self._lock:
+            self.replies.append({"model": name, **final})
         if not chat.stream:
             return json_response({**self._head(name, content, thinking), **final})
         pieces = [self._head(name, "", thinking)] if thinking else []

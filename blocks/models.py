@@ -1,0 +1,44 @@
+"""Blocks for the two model backends: the Ollama server and the Anthropic credentials."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from prefect.blocks.core import Block
+
+from blocks import load_options
+from creatorkb.settings import (
+    AnthropicEnvSettings,
+    AnthropicOptions,
+    OllamaEnvSettings,
+    OllamaOptions,
+)
+
+
+class OllamaServer(Block, OllamaOptions):
+    """The local model server. Saved as `ollama-server/default`."""
+
+    _block_type_name: ClassVar[str] = "Ollama server"
+    _block_type_slug: ClassVar[str] = "ollama-server"
+    _description: ClassVar[str] = (
+        "Where Ollama runs, which model drafts, which models answer for consensus, and how "
+        "many requests it serves at once."
+    )
+
+
+class AnthropicCredentials(Block, AnthropicOptions):
+    """Claude access. The key is a secret field. Saved as `anthropic-credentials/default`."""
+
+    _block_type_name: ClassVar[str] = "Anthropic credentials"
+    _block_type_slug: ClassVar[str] = "anthropic-credentials"
+    _description: ClassVar[str] = (
+        "The Anthropic API key (stored as a secret), the model, retries and concurrency."
+    )
+
+
+def load_ollama_options(use_blocks: bool = True) -> OllamaOptions:
+    return load_options(OllamaServer, OllamaOptions, OllamaEnvSettings, use_blocks)
+
+
+def load_anthropic_options(use_blocks: bool = True) -> AnthropicOptions:
+    return load_options(AnthropicCredentials, AnthropicOptions, AnthropicEnvSettings, use_blocks)

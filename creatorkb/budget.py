@@ -1,0 +1,131 @@
+"""The weekly cloud budget, held under concurrency by reserving cost before each call.
+
+A reservation is an upper estimate of a call's cost, written to the ledger in the same
+transaction that checks it fits: spent this week + open reservations + this one <= budget.
+After the call it is settled (the real cost is in `llm_calls` from then on) or released.
+A reservation left open by a killed run stops counting when it expires.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from creatorkb.errors import KBError
+from creatorkb.ledger import Ledger, Write
+
+RESERVATION_LIFETIME = timedelta(hours=1)
+
+
+class BudgetExhausted(KBError):
+    """This call would take the week's cloud spending past the budget."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: str
+    amount_usd: Decimal
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    week_start: datetime
+    budget_usd: Decimal
+    spent_usd: Decimal
+    reserved_usd: Decimal
+
+    @property
+    def left_usd(self) -> Decimal:
+        return self.budget_usd - self.spent_usd - self.reserved_usd
+
+
+def week_start(now: datetime, timezone: str) -> datetime:
+    """Monday 00:00 of `now`'s ISO week in `timezone`, as a UTC instant."""
+    local = now.astimezone(ZoneInfo(timezone))
+    monday = (local - timedelta(days=local.weekday())).date()
+    return datetime(monday.year, monday.month, monday.day, tzinfo=ZoneInfo(timezone)).astimezone(
+        UTC
+    )
+
+
+class Budget:
+    """The week's cloud budget, kept in the ledger so every process and thread shares it."""
+
+    def __init__(self, ledger: Ledger, weekly_usd: Decimal, timezone: str = "UTC") -> None:
+        self.ledger = ledger
+        self.weekly_usd = weekly_usd
+        self.timezone = timezone
+
+    def status(self, now: datetime | None = None) -> BudgetStatus:
+        now = now or datetime.now(UTC)
+        with self.ledger.connect() as connection:
+            return self._status(connection, now)
+
+    def _status(self, connection: duckdb.DuckDBPyConnection, now: datetime) -> BudgetStatus:
+        start = week_start(now, self.timezone)
+        [(spent, reserved)] = connection.execute(
+            """
+            SELECT
+              (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
+                WHERE provider = 'anthropic' AND ts >= ?),
+              (SELECT coalesce(sum(amount_usd), 0) FROM budget_reservations
+                WHERE status = 'open' AND week_start = ? AND expires_at > ?)
+            """,
+            [start, start, now],
+        ).fetchall()
+        return BudgetStatus(start, self.weekly_usd, Decimal(spent), Decimal(reserved))
+
+    def reserve(self, amount_usd: Decimal, flow_run_id: str | None = None) -> Reservation:
+        """Set `amount_usd` aside for one call, or raise BudgetExhausted."""
+        now = datetime.now(UTC)
+        with self.ledger.transaction() as connection:
+            status = self._status(connection, now)
+            if amount_usd > status.left_usd:
+                raise BudgetExhausted(
+                    f"the weekly cloud budget of ${status.budget_usd} is used up: "
+                    f"${status.spent_usd:.4f} spent and ${status.reserved_usd:.4f} reserved "
+                    f"since {status.week_start:%Y-%m-%d %H:%M} UTC; this call needs up to "
+                    f"${amount_usd:.4f}. Raise weekly_budget_usd in the routing policy or "
+                    "wait for next week."
+                )
+            reservation = Reservation(uuid.uuid4().hex, amount_usd)
+            self.ledger.apply(
+                connection,
+                Write.insert_new(
+                    "budget_reservations",
+                    ("reservation_id",),
+                    [
+                        {
+                            "reservation_id": reservation.reservation_id,
+                            "created_at": now,
+                            "week_start": status.week_start,
+                            "amount_usd": amount_usd,
+                            "status": "open",
+                            "expires_at": now + RESERVATION_LIFETIME,
+                            "flow_run_id": flow_run_id,
+                            "call_id": None,
+                        }
+                    ],
+                ),
+            )
+        return reservation
+
+    @staticmethod
+    def close(reservation: Reservation, call_id: str | None) -> Write:
+        """The write that settles a reservation (the call is recorded) or releases it (None)."""
+        return Write.update_existing(
+            "budget_reservations",
+            ("reservation_id",),
+            [
+                {
+                    "reservation_id": reservation.reservation_id,
+                    "status": "settled" if call_id else "released",
+                    "call_id": call_id,
+                }
+            ],
+        )

@@ -1,0 +1,159 @@
+"""The cloud model: Claude through the official Anthropic SDK.
+
+Structured output is a forced tool whose input schema is the insight schema. The static
+system prompt carries a cache breakpoint, so the tools and system prompt (the same for every
+video) are written to Anthropic's prompt cache once and read from it after. The SDK retries
+429/529/5xx, honouring `retry-after`; what still fails is classified for the router.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+
+from creatorkb.calls import (
+    CloudKeyRejected,
+    CloudUnavailable,
+    ModelAnswer,
+    ModelCall,
+    Purpose,
+    Usage,
+)
+from creatorkb.chunking import estimate_tokens
+from creatorkb.errors import SettingsError
+from creatorkb.insight import TOOL_NAME
+from creatorkb.pricing import price
+from creatorkb.settings import AnthropicOptions
+
+
+class CloudModel:
+    """Anthropic's Messages API, at most `concurrency` requests at once."""
+
+    def __init__(self, options: AnthropicOptions) -> None:
+        if options.api_key is None:
+            raise SettingsError(
+                "no Anthropic API key is configured: set ANTHROPIC_API_KEY or save the "
+                "anthropic-credentials block"
+            )
+        self.options = options
+        self.model = options.model
+        self._client = anthropic.Anthropic(
+            api_key=options.api_key.get_secret_value(),
+            base_url=options.base_url,
+            max_retries=options.max_retries,
+            timeout=options.timeout_seconds,
+        )
+        self._slots = threading.BoundedSemaphore(options.concurrency)
+        # Set when the key is refused: nobody asks again this run (no 401 storm).
+        self.down: str | None = None
+
+    def check_key(self) -> int:
+        """Prove the key works with a free call; returns the tokens counted."""
+        counted = self._client.messages.count_tokens(
+            model=self.model, messages=[{"role": "user", "content": "ping"}]
+        )
+        return counted.input_tokens
+
+    def max_cost(self, system: str, user: str, schema: dict[str, Any] | None) -> Decimal:
+        """An upper bound of a request's cost: all input billed at the cache-write rate."""
+        tokens = estimate_tokens(system) + estimate_tokens(user)
+        if schema is not None:
+            tokens += estimate_tokens(json.dumps(schema))
+        output = self.options.max_output_tokens
+        if self.options.cache_ttl == "1h":
+            return price(Usage(cache_write_1h_tokens=tokens, output_tokens=output), self.model)
+        return price(Usage(cache_write_5m_tokens=tokens, output_tokens=output), self.model)
+
+    def generate(
+        self,
+        system: str,
+        user: str,
+        purpose: Purpose,
+        schema: dict[str, Any] | None = None,
+    ) -> ModelAnswer:
+        """One Messages request; raises CloudUnavailable (with the failed call) on failure."""
+        cache = {"type": "ephemeral", "ttl": self.options.cache_ttl}
+        request: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.options.max_output_tokens,
+            "system": [{"type": "text", "text": system, "cache_control": cache}],
+            "messages": [{"role": "user", "content": user}],
+        }
+        if schema is not None:
+            request["tools"] = [
+                {
+                    "name": TOOL_NAME,
+                    "description": "Record the analysis of the video.",
+                    "input_schema": schema,
+                }
+            ]
+            request["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+        with self._slots:
+            if self.down:  # the key was refused while this request waited for a slot
+                raise CloudKeyRejected(self.down, None)
+            started = time.perf_counter()
+            try:
+                message = self._client.messages.create(**request)
+            except anthropic.APIError as error:
+                raise self._failure(error, purpose, started) from error
+        latency = (time.perf_counter() - started) * 1000
+        call = ModelCall(
+            "anthropic",
+            self.model,
+            purpose,
+            _usage(message.usage, self.options.cache_ttl),
+            latency,
+            detail={"stop_reason": message.stop_reason, "request_id": message.id},
+        )
+        return ModelAnswer(call, _content(message), answer_cut=message.stop_reason == "max_tokens")
+
+    def _failure(
+        self, error: anthropic.APIError, purpose: Purpose, started: float
+    ) -> CloudUnavailable:
+        latency = (time.perf_counter() - started) * 1000
+        call = ModelCall("anthropic", self.model, purpose, Usage(), latency, type(error).__name__)
+        if isinstance(error, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+            self.down = (
+                f"Anthropic rejected the API key ({type(error).__name__}); check "
+                "ANTHROPIC_API_KEY or the anthropic-credentials block"
+            )
+            return CloudKeyRejected(self.down, call)
+        return CloudUnavailable(f"Anthropic failed: {type(error).__name__}: {error}", call)
+
+
+def deprecation_notice(model: str) -> str | None:
+    """What the Anthropic SDK says about `model` if it marks it deprecated, else None."""
+    from anthropic._data import DEPRECATED_MODELS  # the SDK's own table; no public name
+
+    if model not in DEPRECATED_MODELS:
+        return None
+    return (
+        f"Anthropic model {model!r} is deprecated and reaches end of life on "
+        f"{DEPRECATED_MODELS[model]}; choose a current model such as claude-sonnet-5"
+    )
+
+
+def _usage(usage: anthropic.types.Usage, ttl: str) -> Usage:
+    written = usage.cache_creation_input_tokens or 0
+    split = usage.cache_creation
+    five = split.ephemeral_5m_input_tokens if split else (written if ttl == "5m" else 0)
+    hour = split.ephemeral_1h_input_tokens if split else (written if ttl == "1h" else 0)
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_input_tokens or 0,
+        cache_write_5m_tokens=five,
+        cache_write_1h_tokens=hour,
+    )
+
+
+def _content(message: anthropic.types.Message) -> str:
+    for block in message.content:
+        if block.type == "tool_use":
+            return json.dumps(block.input)
+    return "".join(block.text for block in message.content if block.type == "text")

@@ -1,0 +1,156 @@
+"""The local model: Ollama's /api/chat through the official client.
+
+Ollama silently cuts a prompt longer than the context window (`num_ctx`) and still answers
+200. So every request sizes `num_ctx` from the model's context length and the prompt, and
+every answer is checked: when the prompt filled the room reserved for the answer, it was cut,
+and the answer is marked truncated (and never accepted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import ollama
+
+from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall, Purpose, Usage
+from creatorkb.chunking import estimate_tokens
+from creatorkb.errors import SettingsError
+from creatorkb.settings import OllamaOptions
+
+_CONTEXT_STEP = 1024
+
+
+class LocalModel:
+    """Ollama, at most `parallel` requests at once (more would only queue in Ollama)."""
+
+    def __init__(self, options: OllamaOptions) -> None:
+        self.options = options
+        self._client = ollama.Client(
+            host=options.host,
+            timeout=options.timeout_seconds,
+            limits=httpx.Limits(max_connections=options.parallel * 2),
+        )
+        self._slots = threading.BoundedSemaphore(options.parallel)
+        self._context_lengths: dict[str, int] = {}
+        self._lock = threading.Lock()
+        # Set once Ollama is found unreachable: the rest of the run stops asking it.
+        self.down: str | None = None
+
+    # -- what the server has ------------------------------------------------------
+
+    def version(self) -> str:
+        """Ollama's version (the client has no call for it)."""
+        try:
+            response = httpx.get(f"{self.options.host.rstrip('/')}/api/version", timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            raise self._unreachable(error) from error
+        return str(response.json().get("version", "unknown"))
+
+    def installed_models(self) -> list[str]:
+        """Names of the models pulled on the server."""
+        try:
+            listing = self._client.list()
+        except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
+            raise self._unreachable(error) from error
+        return sorted(model.model for model in listing.models if model.model)
+
+    def check_model(self, model: str) -> None:
+        """Fail, listing what Ollama has, when `model` is not installed."""
+        installed = self.installed_models()
+        if model in installed or f"{model}:latest" in installed:
+            return
+        raise SettingsError(
+            f"Ollama at {self.options.host} has no model {model!r}; it has: "
+            f"{', '.join(installed) or 'none'}. Run `ollama pull {model}` or choose one of these."
+        )
+
+    def context_length(self, model: str) -> int:
+        """The model's trained context length, from /api/show (asked once per model)."""
+        with self._lock:
+            if model in self._context_lengths:
+                return self._context_lengths[model]
+        try:
+            shown = self._client.show(model)
+        except ollama.ResponseError as error:
+            raise SettingsError(f"Ollama has no model {model!r}: {error.error}") from error
+        except (ConnectionError, httpx.HTTPError) as error:
+            raise self._unreachable(error) from error
+        info = shown.modelinfo or {}
+        length = next((int(v) for k, v in info.items() if k.endswith(".context_length")), 4096)
+        with self._lock:
+            self._context_lengths[model] = length
+        return length
+
+    def _unreachable(self, error: Exception, call: ModelCall | None = None) -> LocalUnavailable:
+        self.down = (
+            f"Ollama at {self.options.host} is unreachable ({type(error).__name__}: {error})"
+        )
+        return LocalUnavailable(self.down, call)
+
+    def prompt_budget(self, model: str, system: str) -> int:
+        """Estimated tokens of user text one request can carry whole."""
+        window = min(self.context_length(model), self.options.max_num_ctx)
+        reserve = self.options.max_output_tokens + estimate_tokens(system) + 64
+        return max(window - reserve, 256)
+
+    # -- generation --------------------------------------------------------------
+
+    def generate(
+        self,
+        model: str,
+        system: str,
+        user: str,
+        purpose: Purpose,
+        schema: dict[str, Any] | None = None,
+    ) -> ModelAnswer:
+        """One chat request; raises LocalUnavailable (with the failed call) if Ollama fails."""
+        if self.down:
+            raise LocalUnavailable(self.down, None)
+        num_predict = self.options.max_output_tokens
+        wanted = estimate_tokens(system) + estimate_tokens(user) + num_predict + 64
+        limit = min(self.context_length(model), self.options.max_num_ctx)
+        num_ctx = min(limit, -(-wanted // _CONTEXT_STEP) * _CONTEXT_STEP)
+        started = time.perf_counter()
+        try:
+            with self._slots:
+                response = self._client.chat(
+                    model=model,
+                    messages=[
+                        {"role": "system", "content": system},
+                        {"role": "user", "content": user},
+                    ],
+                    format=schema,
+                    options={"num_ctx": num_ctx, "num_predict": num_predict, "temperature": 0},
+                    keep_alive=self.options.keep_alive,
+                    stream=False,
+                )
+        except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
+            latency = (time.perf_counter() - started) * 1000
+            call = ModelCall("ollama", model, purpose, Usage(), latency, type(error).__name__)
+            raise LocalUnavailable(
+                f"Ollama at {self.options.host} failed: {error}", call
+            ) from error
+        latency = (time.perf_counter() - started) * 1000
+        prompt_tokens = response.prompt_eval_count or 0
+        # The prompt ate into the room kept for the answer: Ollama must have cut it.
+        cut = prompt_tokens + num_predict >= num_ctx
+        call = ModelCall(
+            "ollama",
+            model,
+            purpose,
+            Usage(input_tokens=prompt_tokens, output_tokens=response.eval_count or 0),
+            latency,
+            busy_ns=response.total_duration or 0,
+            detail={
+                "num_ctx": num_ctx,
+                "prompt_truncated": cut,
+                "done_reason": response.done_reason,
+                "load_ms": round((response.load_duration or 0) / 1e6, 1),
+            },
+        )
+        text = response.message.content or ""
+        return ModelAnswer(call, text, prompt_cut=cut, answer_cut=response.done_reason == "length")

@@ -1,0 +1,100 @@
+"""Money: what a call was billed, what it would have cost in the cloud, what its energy cost.
+
+Cloud prices come from the genai-prices table (exact decimals, every token bucket priced
+separately); batch calls are half price. Local calls cost $0 on the bill; their real cost
+is energy: Ollama's reported duration times the GPU's watts, at the configured $/kWh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from genai_prices import Usage as PriceUsage
+from genai_prices import calc_price
+
+from creatorkb.calls import ModelCall, Usage
+from creatorkb.errors import SettingsError
+from creatorkb.settings import CostOptions
+
+MONEY = Decimal("0.000000000001")  # the ledger's DECIMAL(20, 12)
+_NS_PER_HOUR = Decimal(3_600_000_000_000)
+
+
+def price(usage: Usage, model: str, *, batch: bool = False) -> Decimal:
+    """What Anthropic bills for this usage on `model`, to the ledger's precision."""
+    priced = PriceUsage(
+        input_tokens=usage.prompt_tokens,  # genai-prices counts cached input within input
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_5m_tokens=usage.cache_write_5m_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        output_tokens=usage.output_tokens,
+    )
+    try:
+        total = calc_price(priced, model, provider_id="anthropic").total_price
+    except LookupError as error:
+        raise SettingsError(
+            f"no price is known for model {model!r}; use a model genai-prices lists for "
+            "Anthropic (for example claude-sonnet-5)"
+        ) from error
+    return (total / 2 if batch else total).quantize(MONEY)
+
+
+def check_priced(model: str) -> None:
+    """Fail early, naming the model, if no price is known for it."""
+    price(Usage(input_tokens=1), model)
+
+
+@dataclass(frozen=True)
+class CallCosts:
+    cost_usd: Decimal
+    cloud_equivalent_usd: Decimal
+    energy_kwh: Decimal
+    energy_usd: Decimal
+
+
+def call_costs(call: ModelCall, costs: CostOptions) -> CallCosts:
+    """Bill, counterfactual and energy of one call."""
+    reference = price(call.usage, costs.reference_model) if call.ok else Decimal(0)
+    if call.provider == "anthropic":
+        billed = price(call.usage, call.model, batch=call.batch) if call.ok else Decimal(0)
+        return CallCosts(billed, reference, Decimal(0), Decimal(0))
+    kwh = Decimal(call.busy_ns) * costs.gpu_watts / 1000 / _NS_PER_HOUR
+    return CallCosts(Decimal(0), reference, kwh, (kwh * costs.usd_per_kwh).quantize(MONEY))
+
+
+def call_row(
+    call: ModelCall,
+    costs: CostOptions,
+    *,
+    flow_run_id: str | None,
+    video_id: str | None,
+    decision_id: str | None,
+) -> dict[str, Any]:
+    """The `llm_calls` row for a call: the one place a call becomes money in the ledger."""
+    money = call_costs(call, costs)
+    return {
+        "call_id": call.call_id,
+        "ts": call.ts,
+        "flow_run_id": flow_run_id,
+        "video_id": video_id,
+        "decision_id": decision_id,
+        "purpose": call.purpose,
+        "provider": call.provider,
+        "model": call.model,
+        "input_tokens": call.usage.input_tokens,
+        "output_tokens": call.usage.output_tokens,
+        "cache_read_tokens": call.usage.cache_read_tokens,
+        "cache_write_tokens": call.usage.cache_write_tokens,
+        "cache_write_1h_tokens": call.usage.cache_write_1h_tokens,
+        "latency_ms": call.latency_ms,
+        "cost_usd": money.cost_usd,
+        "cloud_equivalent_usd": money.cloud_equivalent_usd,
+        "energy_kwh": float(money.energy_kwh),
+        "energy_usd": money.energy_usd,
+        "status": "ok" if call.ok else "error",
+        "error_type": call.error_type,
+        "detail": call.detail,
+    }

@@ -1,0 +1,166 @@
+"""One routed generation for any prompt: the call the owner's agents make.
+
+Agent levels map onto creator priorities (L1 -> critical, L2 -> medium, L3 -> low), so the
+routing policy decides for prompts as it does for videos: by default L1 goes to the cloud,
+L2 and L3 start locally. A local answer is kept unless it was cut or empty; then, or when
+Ollama is down, the cloud answers. When the cloud cannot, a local answer is the fallback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall
+from creatorkb.errors import KBError
+from creatorkb.ledger import Ledger, Write
+from creatorkb.local_model import LocalModel
+from creatorkb.pricing import call_costs, call_row
+from creatorkb.roster import Priority
+from creatorkb.routing import Route, RoutingPolicy, Start, decision_write
+from creatorkb.settings import CostOptions
+from creatorkb.spending import BudgetedCloud
+
+DEFAULT_SYSTEM = "You are a helpful, precise assistant. Answer concisely."
+
+
+class Level(StrEnum):
+    """The owner's agent levels: L1 strategic, L2 routine, L3 simple."""
+
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+
+    @property
+    def priority(self) -> Priority:
+        return {Level.L1: Priority.critical, Level.L2: Priority.medium, Level.L3: Priority.low}[
+            self
+        ]
+
+
+class NoModelAnswered(KBError):
+    """Neither the local nor the cloud model could answer the prompt."""
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    """The answer, and where it came from."""
+
+    text: str
+    route: Route
+    provider: str
+    model: str
+    decision_id: str
+    cost_usd: Decimal
+
+
+@dataclass
+class _Trail:
+    """The calls one prompt made, and the budget reservations to close."""
+
+    calls: list[ModelCall] = field(default_factory=list)
+    closings: list[Write] = field(default_factory=list)
+
+
+@dataclass
+class PromptRouter:
+    """Answers prompts by the routing policy, recording every decision and call."""
+
+    ledger: Ledger
+    policy: RoutingPolicy
+    costs: CostOptions
+    local: LocalModel
+    local_model: str
+    cloud: BudgetedCloud
+    flow_run_id: str | None = None
+
+    def answer(
+        self,
+        prompt: str,
+        priority: Priority,
+        *,
+        system: str = DEFAULT_SYSTEM,
+        prefer_local: bool = False,
+        force_cloud: bool = False,
+    ) -> PromptResult:
+        """Route one prompt, record the decision and every call, return the answer."""
+        if not prompt.strip():
+            raise KBError("the prompt is empty")
+        trail = _Trail()
+        if force_cloud or (self.policy.start("", priority) is Start.cloud and not prefer_local):
+            cloud = self._ask_cloud(trail, system, prompt)
+            if isinstance(cloud, ModelAnswer):
+                reason = "forced to the cloud" if force_cloud else f"{priority} starts in the cloud"
+                return self._record(trail, Route.cloud_direct, reason, cloud)
+            local = self._ask_local(trail, system, prompt) if not force_cloud else "not tried"
+            if isinstance(local, ModelAnswer) and local.text.strip():
+                return self._record(trail, Route.fallback_local, f"cloud: {cloud}", local)
+            return self._give_up(trail, cloud, local)
+        local = self._ask_local(trail, system, prompt)
+        if isinstance(local, ModelAnswer) and _complete(local):
+            return self._record(trail, Route.local_accept, "local answer kept", local)
+        cloud = self._ask_cloud(trail, system, prompt)
+        if isinstance(cloud, ModelAnswer):
+            if isinstance(local, ModelAnswer):
+                return self._record(trail, Route.cloud_refine, "local answer cut or empty", cloud)
+            return self._record(trail, Route.fallback_cloud, f"local: {local}", cloud)
+        return self._give_up(trail, cloud, local if isinstance(local, str) else "cut or empty")
+
+
+def _complete(answer: ModelAnswer) -> bool:
+    return bool(answer.text.strip()) and not answer.prompt_cut and not answer.answer_cut
+
+    def _ask_local(self, trail: _Trail, system: str, prompt: str) -> ModelAnswer | str:
+        try:
+            answer = self.local.generate(self.local_model, system, prompt, "prompt")
+        except LocalUnavailable as error:
+            trail.calls += [error.call] if error.call else []
+            return str(error)
+        trail.calls.append(answer.call)
+        return answer
+
+    def _ask_cloud(self, trail: _Trail, system: str, prompt: str) -> ModelAnswer | str:
+        reply = self.cloud.ask(system, prompt, "prompt")
+        trail.calls += reply.calls
+        trail.closings += reply.closings
+        return reply.answer or reply.problem or "the cloud did not answer"
+
+    def _writes(self, trail: _Trail, decision_id: str | None) -> list[Write]:
+        rows = [
+            call_row(
+                call,
+                self.costs,
+                flow_run_id=self.flow_run_id,
+                video_id=None,
+                decision_id=decision_id,
+            )
+            for call in trail.calls
+        ]
+        return [Write.insert_new("llm_calls", ("call_id",), rows), *trail.closings]
+
+    def _give_up(self, trail: _Trail, cloud: str, local: str) -> PromptResult:
+        self.ledger.write(*self._writes(trail, None))
+        raise NoModelAnswered(f"no model could answer: cloud: {cloud}; local: {local}")
+
+    def _record(
+        self, trail: _Trail, route: Route, reason: str, answer: ModelAnswer
+    ) -> PromptResult:
+        decision_id = uuid.uuid4().hex
+        decision = decision_write(
+            decision_id=decision_id,
+            route=route,
+            reason=reason,
+            policy=self.policy,
+            flow_run_id=self.flow_run_id,
+        )
+        self.ledger.write(*self._writes(trail, decision_id), decision)
+        return PromptResult(
+            answer.text,
+            route,
+            answer.call.provider,
+            answer.call.model,
+            decision_id,
+            sum((call_costs(call, self.costs).cost_usd for call in trail.calls), Decimal(0)),
+        )
