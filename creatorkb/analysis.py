@@ -29,6 +29,7 @@ from creatorkb.insight import (
     refine_prompt,
 )
 from creatorkb.ledger import Ledger, Write
+from creatorkb.liveness import is_gone, this_process
 from creatorkb.local_model import LocalModel
 from creatorkb.pricing import call_costs, call_row
 from creatorkb.roster import Priority
@@ -139,7 +140,9 @@ def claim_videos(
 ) -> list[VideoJob]:
     """Transcribed videos for this run, claimed so that a concurrent run skips them.
 
-    With `force`, the listed videos are analysed (and paid for) again even if analysed.
+    A claim lapses when it expires or when the process holding it is gone (killed), so a
+    crashed run's videos are picked up by the next run at once. With `force`, the listed
+    videos are analysed (and paid for) again even if already analysed.
     """
     now = datetime.now(UTC)
     statuses = ["transcribed", "analyzed"] if force else ["transcribed"]
@@ -147,26 +150,27 @@ def claim_videos(
         rows = connection.execute(
             """
             SELECT v.video_id, v.channel_id, coalesce(c.priority, 'medium') AS priority,
-                   coalesce(v.title, '') AS title, t.text AS transcript
+                   coalesce(v.title, '') AS title, t.text AS transcript,
+                   a.holder, a.expires_at > ? AS claimed
             FROM videos v
             JOIN transcripts t USING (video_id)
             LEFT JOIN creators c USING (channel_id)
             LEFT JOIN analysis_claims a USING (video_id)
             WHERE list_contains(?, v.status)
-              AND (a.expires_at IS NULL OR a.expires_at <= ?)
               AND (? IS NULL OR list_contains(?, v.video_id))
             ORDER BY CASE coalesce(c.priority, 'medium') WHEN 'critical' THEN 0
                      WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
                      v.published_at DESC NULLS LAST, v.video_id
-            LIMIT ?
             """,
-            [statuses, now, video_ids, video_ids, limit],
+            [now, statuses, video_ids, video_ids],
         ).fetchall()
-        jobs = [VideoJob(r[0], r[1], Priority(r[2]), r[3], r[4]) for r in rows]
+        free = [row for row in rows if not row[6] or is_gone(row[5])][:limit]
+        jobs = [VideoJob(r[0], r[1], Priority(r[2]), r[3], r[4]) for r in free]
         claims = [
             {
                 "video_id": job.video_id,
                 "flow_run_id": flow_run_id,
+                "holder": this_process(),
                 "claimed_at": now,
                 "expires_at": now + CLAIM_LIFETIME,
             }
@@ -178,7 +182,7 @@ def claim_videos(
                 "analysis_claims",
                 ("video_id",),
                 claims,
-                update=("flow_run_id", "claimed_at", "expires_at"),
+                update=("flow_run_id", "holder", "claimed_at", "expires_at"),
             ),
         )
     return jobs

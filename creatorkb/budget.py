@@ -3,7 +3,8 @@
 A reservation is an upper estimate of a call's cost, written to the ledger in the same
 transaction that checks it fits: spent this week + open reservations + this one <= budget.
 After the call it is settled (the real cost is in `llm_calls` from then on) or released.
-A reservation left open by a killed run stops counting when it expires.
+A reservation left open by a killed process stops counting at once (its process is gone), and
+any reservation stops counting when it expires.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import duckdb
 
 from creatorkb.errors import KBError
 from creatorkb.ledger import Ledger, Write
+from creatorkb.liveness import is_gone, this_process
 
 RESERVATION_LIFETIME = timedelta(hours=1)
 
@@ -68,17 +70,19 @@ class Budget:
 
     def _status(self, connection: duckdb.DuckDBPyConnection, now: datetime) -> BudgetStatus:
         start = week_start(now, self.timezone)
-        [(spent, reserved)] = connection.execute(
-            """
-            SELECT
-              (SELECT coalesce(sum(cost_usd), 0) FROM llm_calls
-                WHERE provider = 'anthropic' AND ts >= ?),
-              (SELECT coalesce(sum(amount_usd), 0) FROM budget_reservations
-                WHERE status = 'open' AND week_start = ? AND expires_at > ?)
-            """,
-            [start, start, now],
+        [(spent,)] = connection.execute(
+            "SELECT coalesce(sum(cost_usd), 0) FROM llm_calls "
+            "WHERE provider = 'anthropic' AND ts >= ?",
+            [start],
         ).fetchall()
-        return BudgetStatus(start, self.weekly_usd, Decimal(spent), Decimal(reserved))
+        held = connection.execute(
+            "SELECT holder, sum(amount_usd) FROM budget_reservations "
+            "WHERE status = 'open' AND week_start = ? AND expires_at > ? GROUP BY holder",
+            [start, now],
+        ).fetchall()
+        # A killed process's reservations hold nothing: its calls either landed or never will.
+        reserved = sum((amount for holder, amount in held if not is_gone(holder)), Decimal(0))
+        return BudgetStatus(start, self.weekly_usd, Decimal(spent), reserved)
 
     def reserve(self, amount_usd: Decimal, flow_run_id: str | None = None) -> Reservation:
         """Set `amount_usd` aside for one call, or raise BudgetExhausted."""
@@ -108,6 +112,7 @@ class Budget:
                             "status": "open",
                             "expires_at": now + RESERVATION_LIFETIME,
                             "flow_run_id": flow_run_id,
+                            "holder": this_process(),
                             "call_id": None,
                         }
                     ],

@@ -108,10 +108,6 @@ class PromptRouter:
             return self._record(trail, Route.fallback_cloud, f"local: {local}", cloud)
         return self._give_up(trail, cloud, local if isinstance(local, str) else "cut or empty")
 
-
-def _complete(answer: ModelAnswer) -> bool:
-    return bool(answer.text.strip()) and not answer.prompt_cut and not answer.answer_cut
-
     def _ask_local(self, trail: _Trail, system: str, prompt: str) -> ModelAnswer | str:
         try:
             answer = self.local.generate(self.local_model, system, prompt, "prompt")
@@ -164,3 +160,7 @@ def _complete(answer: ModelAnswer) -> bool:
             decision_id,
             sum((call_costs(call, self.costs).cost_usd for call in trail.calls), Decimal(0)),
         )
+
+
+def _complete(answer: ModelAnswer) -> bool:
+    return bool(answer.text.strip()) and not answer.prompt_cut and not answer.answer_cut

@@ -406,3 +406,21 @@ def test_a_draft_whose_part_stayed_cut_is_never_accepted(
     assert json.loads(decision["components"])["coverage"] < 1.0
     assert "cut by the local context window" in decision["reason"]
     assert decision["route"] == "cloud_refine"
+
+
+def test_a_creator_override_beats_the_priority_rule_and_force_reanalyses(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_POLICY_START_BY_CREATOR", json.dumps({CRITICAL: "local"}))
+    seed(kb_env, ("vid_critic6", CRITICAL, "portrait"))
+
+    assert analyze_videos().routes == {"local_accept": 1}
+    assert anthropic.calls == []
+
+    # Asked again explicitly, an analysed video is analysed (and paid for) again.
+    monkeypatch.delenv("KB_POLICY_START_BY_CREATOR")
+    again = analyze_videos(video_ids=["vid_critic6"], force=True)
+    assert again.routes == {"cloud_direct": 1}
+    [analysis] = ledger_of(kb_env).rows("SELECT final_tier FROM analyses")
+    assert analysis == {"final_tier": "cloud"}
+    assert len(ledger_of(kb_env).rows("SELECT * FROM routing_decisions")) == 2

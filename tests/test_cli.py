@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from creatorkb.ledger import Ledger
+from tests.analysts import by_title, fabricated
+from tests.servers.anthropic import FakeAnthropic
+from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
 from tests.test_ledger import held
 
@@ -144,3 +147,61 @@ def test_scan_keeps_what_it_gathered_when_the_ledger_stays_held(
         {"channel_id": ALICE, "outcome": "ok"},
         {"channel_id": BOB, "outcome": "ok"},
     ]
+
+
+def test_kb_run_analyses_a_mixed_roster_as_the_policy_says(
+    kb_env: Path, youtube: FakeYouTube, ollama: FakeOllama, anthropic: FakeAnthropic
+) -> None:
+    ollama.responder = by_title({"hype": fabricated})
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    youtube.add_channel(ALICE, "Alice")
+    youtube.add_channel(BOB, "Bob")
+    youtube.add_channel(CAROL, "Carol")
+    talk = "We wire ComfyUI to Flux today. Then we add a LoRA for style. Finally we upscale."
+    critical = youtube.add_video(ALICE, title="deep dive", published=start, transcript_text=talk)
+    medium = youtube.add_video(BOB, title="calm tutorial", published=start, transcript_text=talk)
+    low = youtube.add_video(CAROL, title="hype reel", published=start, transcript_text=talk)
+    kb("init")
+    kb("creators", "add", ALICE, "--name", "Alice", "--priority", "critical")
+    kb("creators", "add", BOB, "--name", "Bob", "--priority", "medium")
+    kb("creators", "add", CAROL, "--name", "Carol", "--priority", "low")
+
+    output = kb("run").stdout
+
+    assert "cloud_direct" in output and "local_accept" in output and "cloud_refine" in output
+    ledger = Ledger(kb_env / "data" / "kb.duckdb")
+    routes = {r["video_id"]: r["route"] for r in ledger.rows("SELECT * FROM routing_decisions")}
+    assert routes == {critical: "cloud_direct", medium: "local_accept", low: "cloud_refine"}
+    assert ledger.rows("SELECT DISTINCT status FROM videos") == [{"status": "analyzed"}]
+    [money] = ledger.rows(
+        "SELECT sum(cost_usd) AS billed, count(*) AS calls FROM llm_calls "
+        "WHERE provider = 'anthropic'"
+    )
+    assert money["calls"] == 2 and money["billed"] > 0
+
+    doctor = kb("doctor").stdout
+    assert "version 0.12.6" in doctor and "llama3.2 is installed" in doctor
+    assert "key accepted" in doctor
+    assert "left of $10 this week" in doctor
+
+    answer = kb("prompt", "Say hi", "--level", "L3").stdout
+    assert "local_accept via ollama llama3.2" in answer
+
+
+def test_doctor_reports_a_bad_key_and_a_missing_model(
+    kb_env: Path,
+    youtube: FakeYouTube,
+    ollama: FakeOllama,
+    anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-this-one")
+    monkeypatch.setenv("KB_OLLAMA_DRAFT_MODEL", "llama9")
+    monkeypatch.setenv("KB_ANTHROPIC_MODEL", "claude-sonnet-4-5")
+    kb("init")
+
+    doctor = kb("doctor", expect=1).stdout
+
+    assert "the API key was rejected (401)" in doctor
+    assert "has no model 'llama9'; it has: llama3.2:latest, mistral:latest, qwen2.5:7b" in doctor
+    assert "deprecated and reaches end of life on November 30th, 2026" in doctor

@@ -9,6 +9,7 @@ CREATE TABLE budget_reservations (
     status          VARCHAR NOT NULL CHECK (status IN ('open', 'settled', 'released')),
     expires_at      TIMESTAMPTZ NOT NULL,
     flow_run_id     VARCHAR,
+    holder          VARCHAR,  -- host:pid of the process that reserved it
     call_id         VARCHAR
 );
 
@@ -16,6 +17,7 @@ CREATE TABLE budget_reservations (
 CREATE TABLE analysis_claims (
     video_id     VARCHAR PRIMARY KEY,
     flow_run_id  VARCHAR,
+    holder       VARCHAR,  -- host:pid of the claiming process
     claimed_at   TIMESTAMPTZ NOT NULL,
     expires_at   TIMESTAMPTZ NOT NULL
 );

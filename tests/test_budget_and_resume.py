@@ -1,0 +1,107 @@
+"""The weekly budget under concurrency, and a killed run resumed without paying twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from creatorkb.cloud_model import CloudModel
+from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt
+from creatorkb.ledger import Ledger
+from creatorkb.settings import AnthropicEnvSettings
+from flows.analyze import analyze_videos
+from tests.analysts import by_title, fabricated
+from tests.conftest import seed_transcribed
+from tests.servers.anthropic import FakeAnthropic
+from tests.servers.ollama import FakeOllama
+from tests.test_analysis import CRITICAL, MEDIUM, PRIORITIES, TALK
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+KB = str(Path(sys.executable).parent / "kb")
+
+
+def test_the_budget_holds_under_twenty_concurrent_requests(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anthropic.latency_s = 0.5  # every call in flight at once while the others reserve
+    monkeypatch.setenv("KB_ANTHROPIC_CONCURRENCY", "20")
+    ledger_path = kb_env / "data" / "kb.duckdb"
+    videos = [(f"vid_budg{i:03d}", CRITICAL, "same title", TALK) for i in range(20)]
+    seed_transcribed(ledger_path, videos, PRIORITIES)
+    # The most one call can cost, as kb estimates it: the budget fits five of them.
+    ceiling = CloudModel(AnthropicEnvSettings()).max_cost(
+        SYSTEM_PROMPT, draft_prompt("same title", TALK), INSIGHT_SCHEMA
+    )
+    budget = ceiling * Decimal("5.5")
+    monkeypatch.setenv("KB_POLICY_WEEKLY_BUDGET_USD", str(budget))
+
+    summary = analyze_videos()
+
+    ledger = Ledger(ledger_path)
+    [spent] = ledger.rows(
+        "SELECT sum(cost_usd) AS usd, count(*) AS paid FROM llm_calls "
+        "WHERE provider = 'anthropic' AND status = 'ok'"
+    )
+    assert spent["usd"] <= budget
+    assert 1 <= spent["paid"] <= 5 < 20
+    assert len(anthropic.calls) == spent["paid"]
+    assert summary.routes["fallback_local"] == 20 - spent["paid"]
+    over = ledger.rows(
+        "SELECT count(*) AS n FROM routing_decisions WHERE reason LIKE '%over budget%'"
+    )
+    assert over == [{"n": 20 - spent["paid"]}]
+    assert anthropic.max_concurrency >= 2  # the calls really were concurrent
+    open_left = ledger.rows("SELECT count(*) AS n FROM budget_reservations WHERE status = 'open'")
+    assert open_left == [{"n": 0}]
+
+
+def test_a_killed_run_resumes_without_paying_twice(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anthropic.latency_s = 0.4
+    ollama.responder = by_title({"hype": fabricated})  # every draft needs a cloud refine
+    monkeypatch.setenv("KB_ANTHROPIC_CONCURRENCY", "2")
+    ledger_path = kb_env / "data" / "kb.duckdb"
+    titles = {f"vid_kill{i:03d}": f"hype number {i}" for i in range(16)}
+    seed_transcribed(
+        ledger_path,
+        [(video, MEDIUM, title, TALK) for video, title in titles.items()],
+        PRIORITIES,
+    )
+
+    run = subprocess.Popen([KB, "analyze"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(anthropic.replies) < 6:
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(run.pid, signal.SIGKILL)  # mid-run: some videos finished, some in flight
+    run.wait()
+    ledger = Ledger(ledger_path)
+    finished = {r["video_id"] for r in ledger.rows("SELECT video_id FROM analyses")}
+    assert 0 < len(finished) < len(titles)
+    calls_before = len(anthropic.calls)
+
+    # The killed process's claims lapse with it: the next run takes every unfinished video.
+    assert analyze_videos().videos == len(titles) - len(finished)
+
+    done = ledger.rows("SELECT video_id, count(*) AS n FROM analyses GROUP BY 1")
+    assert {row["video_id"] for row in done} == set(titles)
+    asked_again = [c.user for c in anthropic.calls[calls_before:]]
+    assert asked_again  # the unfinished videos were refined in the second run
+    for video in finished:
+        assert not any(f"Video title: {titles[video]}\n" in user for user in asked_again)
+    # Every finished video was paid for exactly once, and the ledger holds each payment.
+    paid = ledger.rows(
+        "SELECT video_id, count(*) AS n FROM llm_calls WHERE provider = 'anthropic' "
+        "AND status = 'ok' GROUP BY 1"
+    )
+    assert all(row["n"] == 1 for row in paid if row["video_id"] in finished)
+    statuses = ledger.rows("SELECT DISTINCT status FROM videos")
+    assert statuses == [{"status": "analyzed"}]
