@@ -54,3 +54,19 @@ def _explain(error: ValidationError, env_type: type[BaseSettings]) -> str:
         shown = "(secret)" if secret else repr(problem.get("input"))
         problems.append(f"{name}={shown}: {problem['msg']}")
     return "invalid setting: " + "; ".join(problems)
+
+
+def register_block_types() -> None:
+    """Make kb's block types known to the Prefect server, so the UI offers their forms."""
+    from blocks.models import AnthropicCredentials, OllamaServer
+    from blocks.policy import CostModel, RoutingPolicyBlock
+    from blocks.youtube import YouTubeSettings
+
+    for block_type in (
+        YouTubeSettings,
+        OllamaServer,
+        AnthropicCredentials,
+        RoutingPolicyBlock,
+        CostModel,
+    ):
+        block_type.register_type_and_schema()

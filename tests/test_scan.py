@@ -9,7 +9,8 @@ import pytest
 import yaml
 from prefect.exceptions import ParameterTypeError
 
-from blocks.youtube import BLOCK_NAME, YouTubeSettings
+from blocks import BLOCK_NAME
+from blocks.youtube import YouTubeSettings
 from creatorkb.ledger import Ledger
 from flows.fetch import fetch_transcripts
 from flows.pipeline import pipeline
