@@ -6,19 +6,16 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from creatorkb.analysis import AnalysisSummary
-from creatorkb.catalog import FetchSummary, ScanSummary
 from creatorkb.channels import parse_channel_ref, resolve_channel
 from creatorkb.errors import KBError
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.network import http_client
-from creatorkb.prompting import Level
 from creatorkb.roster import (
     Creator,
     Priority,
@@ -27,7 +24,12 @@ from creatorkb.roster import (
     parse_import,
     save_roster,
 )
+from creatorkb.routing import Level
 from creatorkb.settings import KBSettings, YouTubeOptions
+
+if TYPE_CHECKING:  # the flows' modules load the model clients: only commands that run need them
+    from creatorkb.analysis import AnalysisSummary
+    from creatorkb.catalog import FetchSummary, ScanSummary
 
 app = typer.Typer(
     help="Creator knowledge base: scan YouTube creators, fetch transcripts, analyse them.",

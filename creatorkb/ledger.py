@@ -21,12 +21,14 @@ from decimal import Decimal
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from creatorkb.errors import LedgerError, LedgerLocked, SchemaTooNew
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
@@ -291,6 +293,8 @@ class Ledger:
         unknown = [name for name in columns if name not in types]
         if unknown:
             raise LedgerError(f"table {write.table} has no column(s) {unknown}")
+        import pandas as pd  # imported here: commands that never write start faster
+
         # The last row for a key wins, as if the rows had been written one by one.
         latest = {tuple(row[name] for name in write.key): row for row in write.rows}
         frame = pd.DataFrame(

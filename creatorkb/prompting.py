@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 
 from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall
 from creatorkb.errors import KBError
@@ -24,20 +23,6 @@ from creatorkb.settings import CostOptions
 from creatorkb.spending import BudgetedCloud
 
 DEFAULT_SYSTEM = "You are a helpful, precise assistant. Answer concisely."
-
-
-class Level(StrEnum):
-    """The owner's agent levels: L1 strategic, L2 routine, L3 simple."""
-
-    L1 = "L1"
-    L2 = "L2"
-    L3 = "L3"
-
-    @property
-    def priority(self) -> Priority:
-        return {Level.L1: Priority.critical, Level.L2: Priority.medium, Level.L3: Priority.low}[
-            self
-        ]
 
 
 class NoModelAnswered(KBError):

@@ -36,6 +36,20 @@ class Start(StrEnum):
     consensus = "consensus"  # several local models, then a synthesis
 
 
+class Level(StrEnum):
+    """The owner's agent levels: L1 strategic, L2 routine, L3 simple."""
+
+    L1 = "L1"
+    L2 = "L2"
+    L3 = "L3"
+
+    @property
+    def priority(self) -> Priority:
+        return {Level.L1: Priority.critical, Level.L2: Priority.medium, Level.L3: Priority.low}[
+            self
+        ]
+
+
 class RoutingPolicy(BaseModel):
     """Routing rules. Every decision records `version`, which changes with any rule."""
 

@@ -6,8 +6,9 @@ from prefect import flow, runtime, task
 from prefect.cache_policies import NONE
 
 from creatorkb.ledger import open_ledger
-from creatorkb.prompting import DEFAULT_SYSTEM, Level, PromptResult, PromptRouter
+from creatorkb.prompting import DEFAULT_SYSTEM, PromptResult, PromptRouter
 from creatorkb.roster import Priority
+from creatorkb.routing import Level
 from creatorkb.settings import KBSettings
 from flows import models
 

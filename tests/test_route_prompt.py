@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from creatorkb.ledger import Ledger
-from creatorkb.prompting import Level, NoModelAnswered
+from creatorkb.prompting import NoModelAnswered
 from creatorkb.roster import Priority
+from creatorkb.routing import Level
 from flows.route_prompt import route_prompt
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
