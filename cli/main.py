@@ -278,6 +278,26 @@ def prompt(
     )
 
 
+@app.command("consensus")
+def consensus_command(
+    prompt: Annotated[str | None, typer.Option(help="A prompt for the models.")] = None,
+    video: Annotated[str | None, typer.Option(help="A transcribed video's id.")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help="Local models to ask (repeatable; default: all).")
+    ] = None,
+) -> None:
+    """Several local models answer one prompt or video; prints the synthesis and agreement."""
+    if (prompt is None) == (video is None):
+        console.print("[bold red]error:[/] give exactly one of --prompt or --video")
+        raise typer.Exit(2)
+    from flows.consensus import consensus
+
+    result = _run(lambda: consensus(prompt=prompt, video_id=video, models=model or None))
+    console.print(result.answer, markup=False, highlight=False)
+    agreement = f"{result.agreement:.2f}" if result.agreement is not None else "n/a"
+    console.print(f"[dim]{result.route}, agreement {agreement}, cloud ${result.cost_usd}[/]")
+
+
 def _print_analysis(summary: AnalysisSummary) -> None:
     table = Table("videos", "analysed", "deferred", "failed", "flagged", "cloud $")
     table.add_row(

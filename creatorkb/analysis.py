@@ -9,13 +9,14 @@ does not pay for that video again.
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel, ValidationError
 
-from creatorkb.agreement import agreement
+from creatorkb.agreement import agreement, mean_agreement
 from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall, Purpose
 from creatorkb.chunking import estimate_tokens, split_text
 from creatorkb.confidence import Confidence, assess
@@ -27,6 +28,7 @@ from creatorkb.insight import (
     draft_prompt,
     reduce_prompt,
     refine_prompt,
+    synthesis_prompt,
 )
 from creatorkb.ledger import Ledger, Write
 from creatorkb.liveness import is_gone, this_process
@@ -63,6 +65,7 @@ class Outcome:
     flagged: bool = False
     cloud_usd: Decimal = Decimal(0)
     reason: str = ""
+    confidence: float | None = None  # the decision's (for consensus: the models' agreement)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class _Reading:
     """How a local draft's reads went: how many saw their whole prompt, what went wrong."""
 
     work: _Work
+    model: str
+    purpose: Purpose
     reads: int = 0
     whole: int = 0
     problems: list[str] = field(default_factory=list)
@@ -200,6 +205,7 @@ class Analyzer:
         local: LocalModel,
         draft_model: str,
         cloud: BudgetedCloud,
+        consensus_models: list[str] | None = None,
         flow_run_id: str | None = None,
     ) -> None:
         self.ledger = ledger
@@ -208,6 +214,7 @@ class Analyzer:
         self.local = local
         self.draft_model = draft_model
         self.cloud = cloud
+        self.consensus_models = consensus_models or [draft_model]
         self.flow_run_id = flow_run_id
 
     @property
@@ -220,13 +227,16 @@ class Analyzer:
 
     # -- the route through one video --------------------------------------------
 
-    def analyze(self, job: VideoJob) -> Outcome:
-        """Route, draft, check, refine and record one video."""
+    def analyze(self, job: VideoJob, start: Start | None = None) -> Outcome:
+        """Route, draft, check, refine and record one video (`start` overrides the policy)."""
         work = _Work(job)
         if not job.transcript.strip():
             return self._record_failure(work, "the transcript is empty")
-        if self.policy.start(job.channel_id, job.priority) is Start.cloud:
+        start = start or self.policy.start(job.channel_id, job.priority)
+        if start is Start.cloud:
             return self._cloud_first(work)
+        if start is Start.consensus:
+            return self._consensus(work)
         draft = self._draft(work)
         if isinstance(draft, str):
             return self._cloud_instead(work, draft)
@@ -295,16 +305,71 @@ class Analyzer:
         reason = f"cloud unavailable ({problem}); local draft kept, flagged"
         return self._record(work, Route.fallback_local, reason, draft.insight, confidence)
 
+    def _consensus(self, work: _Work) -> Outcome:
+        """Several local models draft at once; a synthesis is built from their records; the
+        cloud is asked when they agree too little."""
+        with ThreadPoolExecutor(len(self.consensus_models)) as pool:
+            drafts = list(
+                pool.map(lambda model: self._draft(work, model, "consensus"), self.consensus_models)
+            )
+        records = [d.insight for d in drafts if isinstance(d, Draft) and d.insight is not None]
+        if not records:
+            return self._cloud_instead(work, "no consensus model produced a usable record")
+        score = mean_agreement(records, agreement)
+        synthesis = self._synthesize(work, records)
+        if synthesis is None:
+            return self._cloud_instead(work, "the consensus could not be synthesised")
+        components = {
+            "agreement": round(score, 4),
+            "answers": len(records),
+            "models": self.consensus_models,
+        }
+        if score >= self.policy.consensus_threshold:
+            reason = f"{len(records)} models agree ({score:.2f})"
+            return self._record(work, Route.consensus, reason, synthesis, agreement=components)
+        reasons = [
+            f"the consensus models agree too little ({score:.2f} < "
+            f"{self.policy.consensus_threshold:.2f})"
+        ]
+        draft = Draft(synthesis, synthesis.model_dump_json(), 1.0, reasons)
+        answer = self._ask_cloud(
+            work, "refine", refine_prompt(work.job.title, work.job.transcript, draft.text, reasons)
+        )
+        if isinstance(answer, CloudResult):
+            return self._record(work, Route.cloud_refine, reasons[0], answer, agreement=components)
+        return self._cloud_failed(work, answer, draft, self.check(work.job, draft))
+
+    def _synthesize(self, work: _Work, records: list[Insight]) -> Insight | None:
+        """One record from several: by the cloud or the local draft model, per policy."""
+        if len(records) == 1:
+            return records[0]
+        prompt = synthesis_prompt(work.job.title, records)
+        if self.policy.synthesizer == "cloud":
+            answer = self._ask_cloud(work, "synthesis", prompt)
+            if isinstance(answer, CloudResult):
+                return answer.insight
+        try:
+            local = self.local.generate(
+                self.draft_model, SYSTEM_PROMPT, prompt, "synthesis", INSIGHT_SCHEMA
+            )
+        except LocalUnavailable as error:
+            work.calls += [error.call] if error.call else []
+            return None
+        work.calls.append(local.call)
+        return parse_insight(local.text)
+
     # -- local drafting -------------------------------------------------------------
 
-    def _draft(self, work: _Work) -> Draft | str:
-        """The local draft: the transcript read in parts if it exceeds the context (map), the
-        parts' records merged (reduce); or why the local model could not draft.
+    def _draft(
+        self, work: _Work, model: str | None = None, purpose: Purpose = "draft"
+    ) -> Draft | str:
+        """A local model's draft: the transcript read in parts if it exceeds the context (map),
+        the parts' records merged (reduce); or why the local model could not draft.
 
         Coverage is the share of these reads that saw their whole prompt."""
-        reading = _Reading(work)
+        reading = _Reading(work, model or self.draft_model, purpose)
         try:
-            room = self.local.prompt_budget(self.draft_model, SYSTEM_PROMPT)
+            room = self.local.prompt_budget(reading.model, SYSTEM_PROMPT)
             room -= estimate_tokens(draft_prompt(work.job.title, "", 99, 99))
             parts = split_text(work.job.transcript, room)
             records: list[Insight] = []
@@ -319,7 +384,7 @@ class Analyzer:
 
     def _generate(self, reading: _Reading, prompt: str) -> ModelAnswer:
         answer = self.local.generate(
-            self.draft_model, SYSTEM_PROMPT, prompt, "draft", INSIGHT_SCHEMA
+            reading.model, SYSTEM_PROMPT, prompt, reading.purpose, INSIGHT_SCHEMA
         )
         reading.work.calls.append(answer.call)
         return answer
@@ -352,7 +417,7 @@ class Analyzer:
 
     def _merge(self, reading: _Reading, records: list[Insight]) -> Insight | None:
         """Merge records in rounds of groups that fit the context, until one is left."""
-        room = self.local.prompt_budget(self.draft_model, SYSTEM_PROMPT)
+        room = self.local.prompt_budget(reading.model, SYSTEM_PROMPT)
         room -= estimate_tokens(reduce_prompt(reading.work.job.title, []))
         while len(records) > 1:
             merged: list[Insight] = []
@@ -438,11 +503,17 @@ class Analyzer:
         reason: str,
         result: Insight | CloudResult | None = None,
         confidence: Confidence | None = None,
+        *,
+        agreement: dict[str, object] | None = None,
     ) -> Outcome:
-        """Write everything this video produced, in one transaction."""
+        """Write everything this video produced, in one transaction.
+
+        A consensus decision's confidence is the models' agreement (in `components` too)."""
         job, now = work.job, datetime.now(UTC)
         decision_id = uuid.uuid4().hex
         writes = self._call_writes(work, decision_id)
+        components = {**(confidence.components() if confidence else {}), **(agreement or {})}
+        score = agreement["agreement"] if agreement else confidence.score if confidence else None
         writes.append(
             decision_write(
                 decision_id=decision_id,
@@ -452,8 +523,8 @@ class Analyzer:
                 flow_run_id=self.flow_run_id,
                 video_id=job.video_id,
                 priority=job.priority,
-                confidence=confidence.score if confidence else None,
-                components=confidence.components() if confidence else None,
+                confidence=float(score) if score is not None else None,
+                components=components or None,
             )
         )
         if result is not None:
@@ -470,6 +541,7 @@ class Analyzer:
             route is Route.fallback_local,
             sum((call_costs(call, self.costs).cost_usd for call in work.calls), Decimal(0)),
             reason,
+            float(score) if score is not None else None,
         )
 
     def _analysis_write(
@@ -483,7 +555,12 @@ class Analyzer:
     ) -> Write:
         if isinstance(result, CloudResult):
             insight, tier, model = result.insight, "cloud", result.answer.call.model
-            # The cloud answer gets the same evidence check the local draft had.
+        elif route is Route.consensus:
+            insight, tier, model = result, "consensus", "+".join(self.consensus_models)
+        else:
+            insight, tier, model = result, "local", self.draft_model
+        if tier != "local":
+            # A cloud or consensus record gets the same evidence check a local draft has.
             confidence = assess(
                 insight,
                 job.transcript,
@@ -492,8 +569,6 @@ class Analyzer:
                 threshold=self.policy.accept_threshold,
                 min_grounding=self.policy.min_grounding,
             )
-        else:
-            insight, tier, model = result, "local", self.draft_model
         row = {
             "video_id": job.video_id,
             "decision_id": decision_id,

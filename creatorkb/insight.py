@@ -96,6 +96,18 @@ def reduce_prompt(title: str, partials: list[Insight]) -> str:
     )
 
 
+def synthesis_prompt(title: str, records: list[Insight]) -> str:
+    """Ask for one record built from several models' records of the same video."""
+    lines = "\n".join(record.model_dump_json() for record in records)
+    return (
+        f"Video title: {title}\n"
+        f"{len(records)} different models each recorded this video (one JSON record per "
+        "line). Build the best single record from them: keep what they agree on, keep a claim "
+        "only one of them makes only if its quote supports it, and keep quotes exactly as they "
+        "are.\n\n" + lines
+    )
+
+
 def refine_prompt(title: str, transcript: str, draft: str | None, reasons: list[str]) -> str:
     """Ask the cloud model to correct a local draft, saying why the draft was not accepted."""
     problems = "\n".join(f"- {reason}" for reason in reasons) or "- (no specific reason)"

@@ -1,4 +1,4 @@
-"""One routed generation for any prompt: the call the owner's agents make.
+"""Routed generations for any prompt: the call the owner's agents make, and consensus.
 
 Agent levels map onto creator priorities (L1 -> critical, L2 -> medium, L3 -> low), so the
 routing policy decides for prompts as it does for videos: by default L1 goes to the cloud,
@@ -9,10 +9,13 @@ Ollama is down, the cloud answers. When the cloud cannot, a local answer is the 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall
+from creatorkb.agreement import mean_agreement, text_agreement
+from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall, Purpose
 from creatorkb.errors import KBError
 from creatorkb.ledger import Ledger, Write
 from creatorkb.local_model import LocalModel
@@ -39,6 +42,7 @@ class PromptResult:
     model: str
     decision_id: str
     cost_usd: Decimal
+    agreement: float | None = None  # for a consensus: how much the models agreed
 
 
 @dataclass
@@ -59,6 +63,7 @@ class PromptRouter:
     local: LocalModel
     local_model: str
     cloud: BudgetedCloud
+    consensus_models: list[str] = field(default_factory=list)
     flow_run_id: str | None = None
 
     def answer(
@@ -93,17 +98,68 @@ class PromptRouter:
             return self._record(trail, Route.fallback_cloud, f"local: {local}", cloud)
         return self._give_up(trail, cloud, local if isinstance(local, str) else "cut or empty")
 
-    def _ask_local(self, trail: _Trail, system: str, prompt: str) -> ModelAnswer | str:
+    def consensus(
+        self, prompt: str, models: list[str] | None = None, *, system: str = DEFAULT_SYSTEM
+    ) -> PromptResult:
+        """Several local models (default: `consensus_models`) answer at once; a synthesis is
+        built; the cloud is asked when they agree too little. The decision's confidence is
+        their agreement."""
+        if not prompt.strip():
+            raise KBError("the prompt is empty")
+        models = models or self.consensus_models or [self.local_model]
+        trail = _Trail()
+        with ThreadPoolExecutor(len(models)) as pool:
+            asked = list(
+                pool.map(lambda m: self._ask_local(trail, system, prompt, m, "consensus"), models)
+            )
+        answers = [a for a in asked if isinstance(a, ModelAnswer) and _complete(a)]
+        if not answers:
+            cloud = self._ask_cloud(trail, system, prompt)
+            if isinstance(cloud, ModelAnswer):
+                return self._record(trail, Route.fallback_cloud, "no local answer", cloud)
+            return self._give_up(trail, cloud, "no consensus model answered")
+        score = mean_agreement([answer.text for answer in answers], text_agreement)
+        components = {"agreement": round(score, 4), "answers": len(answers), "models": models}
+        combined = _synthesis_prompt(prompt, [answer.text for answer in answers])
+        if score < self.policy.consensus_threshold:
+            cloud = self._ask_cloud(trail, system, combined, "refine")
+            if isinstance(cloud, ModelAnswer):
+                reason = f"the models agree too little ({score:.2f})"
+                return self._record(trail, Route.cloud_refine, reason, cloud, components)
+        synthesis = self._synthesize(trail, system, combined)
+        if synthesis is None:
+            return self._give_up(trail, "not asked", "the consensus could not be synthesised")
+        reason = f"{len(answers)} models agree ({score:.2f})"
+        return self._record(trail, Route.consensus, reason, synthesis, components)
+
+    def _synthesize(self, trail: _Trail, system: str, combined: str) -> ModelAnswer | None:
+        if self.policy.synthesizer == "cloud":
+            cloud = self._ask_cloud(trail, system, combined, "synthesis")
+            if isinstance(cloud, ModelAnswer):
+                return cloud
+        local = self._ask_local(trail, system, combined, self.local_model, "synthesis")
+        return local if isinstance(local, ModelAnswer) and _complete(local) else None
+
+    def _ask_local(
+        self,
+        trail: _Trail,
+        system: str,
+        prompt: str,
+        model: str | None = None,
+        purpose: Purpose = "prompt",
+    ) -> ModelAnswer | str:
         try:
-            answer = self.local.generate(self.local_model, system, prompt, "prompt")
+            answer = self.local.generate(model or self.local_model, system, prompt, purpose)
         except LocalUnavailable as error:
             trail.calls += [error.call] if error.call else []
             return str(error)
         trail.calls.append(answer.call)
         return answer
 
-    def _ask_cloud(self, trail: _Trail, system: str, prompt: str) -> ModelAnswer | str:
-        reply = self.cloud.ask(system, prompt, "prompt")
+    def _ask_cloud(
+        self, trail: _Trail, system: str, prompt: str, purpose: Purpose = "prompt"
+    ) -> ModelAnswer | str:
+        reply = self.cloud.ask(system, prompt, purpose)
         trail.calls += reply.calls
         trail.closings += reply.closings
         return reply.answer or reply.problem or "the cloud did not answer"
@@ -126,7 +182,12 @@ class PromptRouter:
         raise NoModelAnswered(f"no model could answer: cloud: {cloud}; local: {local}")
 
     def _record(
-        self, trail: _Trail, route: Route, reason: str, answer: ModelAnswer
+        self,
+        trail: _Trail,
+        route: Route,
+        reason: str,
+        answer: ModelAnswer,
+        agreement: dict[str, Any] | None = None,
     ) -> PromptResult:
         decision_id = uuid.uuid4().hex
         decision = decision_write(
@@ -135,6 +196,8 @@ class PromptRouter:
             reason=reason,
             policy=self.policy,
             flow_run_id=self.flow_run_id,
+            confidence=agreement["agreement"] if agreement else None,
+            components=agreement,
         )
         self.ledger.write(*self._writes(trail, decision_id), decision)
         return PromptResult(
@@ -144,7 +207,16 @@ class PromptRouter:
             answer.call.model,
             decision_id,
             sum((call_costs(call, self.costs).cost_usd for call in trail.calls), Decimal(0)),
+            agreement["agreement"] if agreement else None,
         )
+
+
+def _synthesis_prompt(prompt: str, answers: list[str]) -> str:
+    listed = "\n\n".join(f"Answer {n}:\n{text}" for n, text in enumerate(answers, start=1))
+    return (
+        f"Question:\n{prompt}\n\n{len(answers)} models answered it:\n\n{listed}\n\n"
+        "Write the best single answer: keep what they agree on, correct what is wrong."
+    )
 
 
 def _complete(answer: ModelAnswer) -> bool:

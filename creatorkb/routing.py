@@ -78,6 +78,15 @@ class RoutingPolicy(BaseModel):
     weekly_budget_usd: Decimal = Field(
         Decimal("10"), ge=0, description="Cloud spending allowed per ISO week."
     )
+    consensus_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Agreement of the consensus models below which the cloud is asked.",
+    )
+    synthesizer: Literal["local", "cloud"] = Field(
+        "local", description="Who builds the consensus answer from the models' answers."
+    )
     when_cloud_fails: Literal["fallback_local", "deferred"] = Field(
         "fallback_local",
         description="Keep the local answer (flagged) or defer the video to the next run.",

@@ -70,6 +70,7 @@ def analyzer(ledger: Ledger, flow_run_id: str | None) -> Analyzer:
         local=backends.local,
         draft_model=backends.ollama.draft_model,
         cloud=backends.cloud,
+        consensus_models=backends.ollama.models,
         flow_run_id=flow_run_id,
     )
 
@@ -83,5 +84,6 @@ def prompt_router(ledger: Ledger, flow_run_id: str | None) -> PromptRouter:
         local=backends.local,
         local_model=backends.ollama.draft_model,
         cloud=backends.cloud,
+        consensus_models=backends.ollama.models,
         flow_run_id=flow_run_id,
     )

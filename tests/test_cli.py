@@ -186,6 +186,8 @@ def test_kb_run_analyses_a_mixed_roster_as_the_policy_says(
 
     answer = kb("prompt", "Say hi", "--level", "L3").stdout
     assert "local_accept via ollama llama3.2" in answer
+    agreed = kb("consensus", "--video", medium).stdout
+    assert "consensus, agreement 1.00" in agreed and "We wire ComfyUI to Flux today" in agreed
 
 
 def test_doctor_reports_a_bad_key_and_a_missing_model(

@@ -1,0 +1,85 @@
+"""Consensus: several local models answer one prompt or video; a synthesis and an agreement."""
+
+from __future__ import annotations
+
+from prefect import flow, runtime, task
+from prefect.cache_policies import NONE
+from pydantic import BaseModel
+
+from creatorkb.analysis import Analyzer, VideoJob, claim_videos
+from creatorkb.errors import KBError
+from creatorkb.ledger import open_ledger
+from creatorkb.prompting import DEFAULT_SYSTEM, PromptRouter
+from creatorkb.routing import Start
+from creatorkb.settings import KBSettings
+from flows import models as backends
+
+
+class ConsensusResult(BaseModel):
+    """Where the consensus ended, how much the models agreed, and the answer."""
+
+    route: str
+    agreement: float | None
+    answer: str
+    decision_id: str | None
+    cost_usd: str
+
+
+@task(name="consensus-on-video", cache_policy=NONE)
+def consensus_on_video(analyzer: Analyzer, job: VideoJob) -> ConsensusResult:
+    """The video analysed by every consensus model, then synthesised."""
+    outcome = analyzer.analyze(job, start=Start.consensus)
+    stored = analyzer.ledger.rows(
+        "SELECT result ->> 'summary' AS summary FROM analyses WHERE video_id = ?", [job.video_id]
+    )
+    return ConsensusResult(
+        route=str(outcome.route),
+        agreement=outcome.confidence,
+        answer=stored[0]["summary"] if stored else outcome.reason,
+        decision_id=outcome.decision_id,
+        cost_usd=str(outcome.cloud_usd),
+    )
+
+
+@task(name="consensus-on-prompt", cache_policy=NONE)
+def consensus_on_prompt(
+    router: PromptRouter, prompt: str, models: list[str] | None, system: str
+) -> ConsensusResult:
+    """The prompt answered by every consensus model, then synthesised."""
+    result = router.consensus(prompt, models, system=system)
+    return ConsensusResult(
+        route=str(result.route),
+        agreement=result.agreement,
+        answer=result.text,
+        decision_id=result.decision_id,
+        cost_usd=str(result.cost_usd),
+    )
+
+
+@flow(name="consensus")
+def consensus(
+    prompt: str | None = None,
+    video_id: str | None = None,
+    models: list[str] | None = None,
+    system: str = DEFAULT_SYSTEM,
+) -> ConsensusResult:
+    """Ask several local models (default: the Ollama block's list) about one `prompt` or one
+    transcribed `video_id`; the agreement is recorded and low agreement goes to the cloud."""
+    if (prompt is None) == (video_id is None):
+        raise KBError("give exactly one of prompt or video_id")
+    settings = KBSettings()
+    ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
+    run_id = runtime.flow_run.id
+    if prompt is not None:
+        router = backends.prompt_router(ledger, run_id)
+        return consensus_on_prompt(router, prompt, models, system)
+    analyzer = backends.analyzer(ledger, run_id)
+    if models:
+        analyzer.consensus_models = models
+    jobs = claim_videos(ledger, limit=1, flow_run_id=run_id, video_ids=[video_id], force=True)
+    if not jobs:
+        raise KBError(
+            f"video {video_id} has no transcript yet, or another run is analysing it; "
+            "run `kb fetch` first"
+        )
+    return consensus_on_video(analyzer, jobs[0])
