@@ -349,6 +349,19 @@ def _print_fetch(summary: FetchSummary) -> None:
 
 
 @app.command()
+def up(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. Keep 127.0.0.1 unless you set up auth.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the API and UI.")] = 4200,
+) -> None:
+    """Start a Prefect server with its UI and serve every deployment on its schedule."""
+    from cli.up import run_up
+
+    raise typer.Exit(run_up(console, host, port, Path.cwd() / ".prefect"))
+
+
+@app.command()
 def doctor() -> None:
     """What is configured and reachable: ledger, roster, YouTube."""
     from blocks.models import load_anthropic_options, load_ollama_options

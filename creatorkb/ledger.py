@@ -13,7 +13,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,7 +21,7 @@ from decimal import Decimal
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
@@ -30,6 +30,7 @@ from creatorkb.errors import LedgerError, LedgerLocked, SchemaTooNew
 if TYPE_CHECKING:
     import pandas as pd
 
+T = TypeVar("T")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
 
@@ -170,11 +171,15 @@ class Ledger:
 
     def _open_waiting(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self._waiting(lambda: duckdb.connect(str(self.path)))
+
+    def _waiting(self, action: Callable[[], T]) -> T:
+        """Run `action`, retrying with backoff while another process holds the file."""
         started = time.monotonic()
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return action()
             except duckdb.IOException as error:
                 holder = _LOCK_HOLDER.search(str(error))
                 if holder is None:
@@ -184,6 +189,25 @@ class Ledger:
                     raise LedgerLocked(self.path, holder[1], waited) from error
                 time.sleep(min(delay, max(self.wait_seconds - waited, 0.0)))
                 delay = min(delay * 2, 1.0)
+
+    def snapshot(self, destination: Path | str) -> Path:
+        """Copy the whole ledger to `destination` (replacing it) through a brief read-only
+        attach: an analyst queries the copy, and neither side waits on the other for long."""
+        target = Path(destination).expanduser().resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+
+        def copy() -> None:
+            with duckdb.connect() as connection:
+                connection.execute(f"ATTACH {_sql_text(self.path)} AS ledger (READ_ONLY)")
+                connection.execute(f"ATTACH {_sql_text(partial)} AS snapshot")
+                connection.execute("COPY FROM DATABASE ledger TO snapshot")
+
+        with self._lock:
+            self._waiting(copy)
+        partial.replace(target)
+        return target
 
     # -- schema ------------------------------------------------------------------
 
@@ -355,6 +379,10 @@ class Ledger:
         """Run one query and return a DataFrame."""
         with self.connect() as connection:
             return connection.execute(sql, list(params)).df()
+
+
+def _sql_text(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 @contextmanager

@@ -6,7 +6,7 @@ python -m deployments.serve        (what `kb up` runs beside the Prefect server)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,12 @@ def _schedule(spec: dict[str, Any], timezone: str) -> Schedule:
     zone = spec.get("timezone") or timezone
     if "cron" in spec:
         return Cron(spec["cron"], timezone=zone)
-    return Interval(timedelta(seconds=spec["interval"]), timezone=zone)
+    anchor = spec.get("anchor_date")
+    return Interval(
+        timedelta(seconds=spec["interval"]),
+        anchor_date=datetime.fromisoformat(anchor) if anchor else None,
+        timezone=zone,
+    )
 
 
 def build(spec: DeploymentSpec, timezone: str) -> RunnerDeployment:

@@ -244,3 +244,21 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert ledger.rows("SELECT count(*) AS n FROM creators") == [{"n": 80}]
+
+
+def test_a_snapshot_waits_for_a_writer_and_then_holds_nothing(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "kb.duckdb", wait_seconds=15)
+    ledger.migrate()
+    ledger.write(Write.insert_new("creators", ("channel_id",), [creator_row("UC" + "s" * 22, "S")]))
+
+    with held(ledger.path, seconds=2) as holder:
+        copy = ledger.snapshot(tmp_path / "analyst" / "snapshot.duckdb")
+        assert holder.poll() is not None  # it waited for the writer instead of failing
+
+    with duckdb.connect(str(copy), read_only=True) as analyst:
+        # The analyst keeps the copy open; the pipeline still writes the ledger at once.
+        ledger.write(
+            Write.insert_new("creators", ("channel_id",), [creator_row("UC" + "t" * 22, "T")])
+        )
+        assert analyst.execute("SELECT name FROM creators").fetchall() == [("S",)]
+    assert len(ledger.rows("SELECT * FROM creators")) == 2
