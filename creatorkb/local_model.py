@@ -108,15 +108,15 @@ class LocalModel:
         schema: dict[str, Any] | None = None,
     ) -> ModelAnswer:
         """One chat request; raises LocalUnavailable (with the failed call) if Ollama fails."""
-        if self.down:
-            raise LocalUnavailable(self.down, None)
         num_predict = self.options.max_output_tokens
         wanted = estimate_tokens(system) + estimate_tokens(user) + num_predict + 64
         limit = min(self.context_length(model), self.options.max_num_ctx)
         num_ctx = min(limit, -(-wanted // _CONTEXT_STEP) * _CONTEXT_STEP)
-        started = time.perf_counter()
-        try:
-            with self._slots:
+        with self._slots:
+            if self.down:  # found down while this request waited for a slot
+                raise LocalUnavailable(self.down, None)
+            started = time.perf_counter()
+            try:
                 response = self._client.chat(
                     model=model,
                     messages=[
@@ -128,12 +128,14 @@ class LocalModel:
                     keep_alive=self.options.keep_alive,
                     stream=False,
                 )
-        except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
-            latency = (time.perf_counter() - started) * 1000
-            call = ModelCall("ollama", model, purpose, Usage(), latency, type(error).__name__)
-            raise LocalUnavailable(
-                f"Ollama at {self.options.host} failed: {error}", call
-            ) from error
+            except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
+                latency = (time.perf_counter() - started) * 1000
+                call = ModelCall("ollama", model, purpose, Usage(), latency, type(error).__name__)
+                if isinstance(error, ConnectionError | httpx.TransportError):
+                    raise self._unreachable(error, call) from error
+                raise LocalUnavailable(
+                    f"Ollama at {self.options.host} failed: {type(error).__name__}: {error}", call
+                ) from error
         latency = (time.perf_counter() - started) * 1000
         prompt_tokens = response.prompt_eval_count or 0
         # The prompt ate into the room kept for the answer: Ollama must have cut it.

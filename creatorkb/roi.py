@@ -30,6 +30,11 @@ def month_label(first: date, offset: int = 0) -> str:
     return f"{index // MONTHS_PER_YEAR:04d}-{index % MONTHS_PER_YEAR + 1:02d}"
 
 
+def next_month(day: date) -> date:
+    """The first day of the month after `day`'s."""
+    return date(day.year + day.month // MONTHS_PER_YEAR, day.month % MONTHS_PER_YEAR + 1, 1)
+
+
 @dataclass(frozen=True)
 class RoiMonth:
     """One month of the pay-off table; `position` is cumulative savings minus the GPU price."""

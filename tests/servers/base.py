@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import select
 import socket
 import threading
 import time
@@ -274,8 +275,10 @@ class LoopbackServer:
         except Exception as exc:  # a bug in a handler or responder: report it, don't retry it
             response = self.error_response(500, f"{type(exc).__name__}: {exc}")
             response.headers["x-should-retry"] = "false"
+        # Like nginx's 499: the client hung up (timed out) before the answer was ready.
+        status = 499 if _client_gone(h.connection) else response.status
         with self._lock:
-            self._records[index] = replace(request, status=response.status)
+            self._records[index] = replace(request, status=status)
         if dying:
             self._shutdown(keep=h.connection)
             response.headers["connection"] = "close"
@@ -323,6 +326,15 @@ def _read_request(h: _RequestHandler) -> HttpRequest:
         json=parsed,
         received_at=received_at,
     )
+
+
+def _client_gone(connection: socket.socket) -> bool:
+    """True when the peer has closed its side (readable, with nothing left to read)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def _write_response(h: _RequestHandler, response: Response) -> None:

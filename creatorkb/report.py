@@ -1,0 +1,566 @@
+"""The weekly cost report: what an ISO week cost, what it saved, how local it was, and ROI.
+
+Every figure is aggregated by DuckDB from the ledger; money stays Decimal, shares are floats.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, computed_field
+
+from creatorkb import roi
+from creatorkb.budget import week_start
+from creatorkb.errors import KBError
+from creatorkb.ledger import Ledger, Write
+from creatorkb.routing import Route
+from creatorkb.settings import CostOptions
+
+LOCAL_SHARE_TARGET = 0.8  # the owner's plan: 80% of the work done locally
+COSTLIEST_VIDEOS = 5
+STARTED_LOCALLY = (Route.local_accept, Route.cloud_refine, Route.fallback_local)
+
+_WEEK_LABEL = re.compile(r"(\d{4})-W(\d{2})")
+
+
+class InvalidWeek(KBError, ValueError):
+    """A week that is not written like 2026-W47, or that its year does not have."""
+
+
+@dataclass(frozen=True)
+class IsoWeek:
+    """An ISO week, Monday 00:00 to the next Monday 00:00 in `timezone`."""
+
+    year: int
+    week: int
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        try:
+            date.fromisocalendar(self.year, self.week, 1)
+        except ValueError:
+            raise InvalidWeek(
+                f"week {self.label!r} does not exist: ISO weeks run from W01 to W52 (W53 in "
+                "some years)"
+            ) from None
+
+    @classmethod
+    def parse(cls, text: str, timezone: str = "UTC") -> IsoWeek:
+        """The week written as `2026-W47`."""
+        match = _WEEK_LABEL.fullmatch(text.strip())
+        if match is None:
+            raise InvalidWeek(f"week {text!r} is not an ISO week; write it like 2026-W47")
+        return cls(int(match[1]), int(match[2]), timezone)
+
+    @classmethod
+    def last_complete(cls, now: datetime, timezone: str) -> IsoWeek:
+        """The latest week that ended at or before `now` (an aware instant) in `timezone`."""
+        if now.tzinfo is None:
+            raise ValueError(f"now={now.isoformat()} has no timezone; pass an aware datetime")
+        year, week, _ = (
+            now.astimezone(ZoneInfo(timezone)).date() - timedelta(days=7)
+        ).isocalendar()
+        return cls(year, week, timezone)
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}-W{self.week:02d}"
+
+    @property
+    def days(self) -> list[date]:
+        """Monday to Sunday."""
+        monday = date.fromisocalendar(self.year, self.week, 1)
+        return [monday + timedelta(days=offset) for offset in range(7)]
+
+    @property
+    def start_utc(self) -> datetime:
+        return self._midnight_utc(self.days[0])
+
+    @property
+    def end_utc(self) -> datetime:
+        return self._midnight_utc(self.days[-1] + timedelta(days=1))
+
+    def _midnight_utc(self, monday: date) -> datetime:
+        # Noon is unambiguous on every day, even where DST switches at midnight.
+        return week_start(
+            datetime.combine(monday, time(12), ZoneInfo(self.timezone)), self.timezone
+        )
+
+
+class CostLine(BaseModel):
+    """Calls and money of one model, purpose or creator priority in the week."""
+
+    name: str
+    calls: int
+    cloud_usd: Decimal
+    energy_usd: Decimal
+    cloud_equivalent_usd: Decimal
+
+
+class CostlyVideo(BaseModel):
+    video_id: str
+    title: str | None
+    creator: str | None
+    cloud_usd: Decimal
+    calls: int
+
+
+class ProviderLatency(BaseModel):
+    """Wall-clock latency of a provider's answered calls."""
+
+    provider: str
+    calls: int
+    p50_ms: float
+    p95_ms: float
+
+
+class DayCosts(BaseModel):
+    day: date
+    cloud_usd: Decimal
+    energy_usd: Decimal
+    local_share_calls: float | None
+
+
+class WeekSavings(BaseModel):
+    week: str
+    local_share_calls: float | None
+    savings_usd: Decimal
+    cumulative_savings_usd: Decimal
+
+
+class RoiSummary(BaseModel):
+    """The GPU's return: this week's net after amortisation, and the pay-off position."""
+
+    gpu_price_usd: Decimal
+    amortised_per_week_usd: Decimal
+    net_this_week_usd: Decimal  # savings (energy already deducted) minus amortisation
+    cumulative_savings_usd: Decimal  # since the first recorded call
+    position_usd: Decimal  # cumulative savings minus the GPU price
+    monthly_savings_usd: Decimal  # this week's savings x 52/12
+    break_even_month: str | None  # YYYY-MM reached, or projected at this rate; None: never
+
+    @property
+    def break_even(self) -> str:
+        return self.break_even_month or "never at this rate"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table of text cells, rendered as markdown or HTML."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+
+
+class WeeklyReport(BaseModel):
+    """One ISO week of the ledger.
+
+    Savings are cloud_equivalent - (cloud + energy), against the reference model. Local
+    shares count answered calls (a failed call did no work); tokens are all input, cached
+    included, plus output. The escalation rate is, of the week's video decisions that began
+    with a local draft (local_accept, cloud_refine, fallback_local), the share the cloud
+    refined (cloud_refine); routed prompts are left out.
+    """
+
+    week: str
+    timezone: str
+    starts_at: datetime
+    ends_at: datetime
+    generated_at: datetime
+    reference_model: str
+    calls: int
+    failed_calls: int
+    cloud_usd: Decimal
+    energy_usd: Decimal
+    cloud_equivalent_usd: Decimal
+    savings_usd: Decimal
+    savings_percent: float | None  # of the cloud equivalent
+    local_share_calls: float | None
+    local_share_tokens: float | None
+    local_starts: int  # video decisions that began with a local draft
+    escalations: int  # of those, the ones the cloud refined
+    escalation_rate: float | None
+    shadow_samples: int
+    local_accept_precision: float | None  # share of shadowed local accepts good enough
+    budget_usd: Decimal
+    budget_used_percent: float | None  # cloud_usd against budget_usd
+    cost_by_model: list[CostLine]
+    cost_by_purpose: list[CostLine]
+    cost_by_priority: list[CostLine]  # creator priority; calls without a video are "prompts"
+    costliest_videos: list[CostlyVideo]
+    latency: list[ProviderLatency]
+    days: list[DayCosts]
+    history: list[WeekSavings]  # every week with calls, up to this one
+    roi: RoiSummary
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def local_share_met(self) -> bool:
+        """Whether the local share of calls reached LOCAL_SHARE_TARGET."""
+        return self.local_share_calls is not None and self.local_share_calls >= LOCAL_SHARE_TARGET
+
+    def ledger_row(self) -> dict[str, Any]:
+        """The `weekly_reports` row."""
+        return {
+            "week": self.week,
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "generated_at": self.generated_at,
+            "cloud_usd": self.cloud_usd,
+            "energy_usd": self.energy_usd,
+            "cloud_equivalent_usd": self.cloud_equivalent_usd,
+            "savings_usd": self.savings_usd,
+            "local_share_calls": self.local_share_calls,
+            "local_share_tokens": self.local_share_tokens,
+            "escalation_rate": self.escalation_rate,
+            "break_even_month": self.roi.break_even_month,
+            "report": self.model_dump(mode="json"),
+        }
+
+    def ledger_write(self) -> Write:
+        """The write that records this report, replacing an earlier report of the same week."""
+        row = self.ledger_row()
+        return Write.upsert("weekly_reports", ("week",), [row], tuple(set(row) - {"week"}))
+
+    def headline(self) -> Section:
+        roi = self.roi
+        target = f"target {LOCAL_SHARE_TARGET:.0%}: {'met' if self.local_share_met else 'missed'}"
+        return Section(
+            "Headline",
+            ("figure", "value"),
+            [
+                ("Calls", f"{self.calls:,} ({self.failed_calls:,} failed)"),
+                ("Cloud spend", usd(self.cloud_usd)),
+                ("Local energy", usd(self.energy_usd)),
+                (f"All-cloud equivalent ({self.reference_model})", usd(self.cloud_equivalent_usd)),
+                ("Savings", f"{usd(self.savings_usd)} ({_percent_number(self.savings_percent)})"),
+                ("Local share of calls", f"{percent(self.local_share_calls)} ({target})"),
+                ("Local share of tokens", percent(self.local_share_tokens)),
+                (
+                    "Escalation rate",
+                    f"{percent(self.escalation_rate)} ({self.escalations:,} of "
+                    f"{self.local_starts:,} local starts refined in the cloud)",
+                ),
+                (
+                    "Local accept precision",
+                    f"{percent(self.local_accept_precision)} "
+                    f"({self.shadow_samples:,} shadow samples)",
+                ),
+                (
+                    "Budget used",
+                    f"{usd(self.cloud_usd)} of {usd(self.budget_usd)} "
+                    f"({_percent_number(self.budget_used_percent)})",
+                ),
+                ("Net after GPU amortisation", usd(roi.net_this_week_usd)),
+                ("Break-even", roi.break_even),
+            ],
+        )
+
+    def sections(self) -> list[Section]:
+        """The report's tables, headline first."""
+        roi = self.roi
+        return [
+            self.headline(),
+            *(
+                _cost_section(title, lines)
+                for title, lines in (
+                    ("Cost by model", self.cost_by_model),
+                    ("Cost by purpose", self.cost_by_purpose),
+                    ("Cost by creator priority", self.cost_by_priority),
+                )
+            ),
+            Section(
+                "Costliest videos",
+                ("video", "title", "creator", "cloud", "calls"),
+                [
+                    (v.video_id, v.title or "", v.creator or "", usd(v.cloud_usd), f"{v.calls:,}")
+                    for v in self.costliest_videos
+                ],
+            ),
+            Section(
+                "Days",
+                ("day", "cloud", "local energy", "local share of calls"),
+                [
+                    (
+                        f"{d.day:%a %Y-%m-%d}",
+                        usd(d.cloud_usd),
+                        usd(d.energy_usd),
+                        percent(d.local_share_calls),
+                    )
+                    for d in self.days
+                ],
+            ),
+            Section(
+                "Latency",
+                ("provider", "answered calls", "p50 ms", "p95 ms"),
+                [
+                    (p.provider, f"{p.calls:,}", f"{p.p50_ms:,.0f}", f"{p.p95_ms:,.0f}")
+                    for p in self.latency
+                ],
+            ),
+            Section(
+                "Return on the GPU",
+                ("figure", "value"),
+                [
+                    ("GPU price", usd(roi.gpu_price_usd)),
+                    ("Amortised per week", usd(roi.amortised_per_week_usd)),
+                    ("Savings this week", usd(self.savings_usd)),
+                    ("Net this week", usd(roi.net_this_week_usd)),
+                    ("Cumulative savings", usd(roi.cumulative_savings_usd)),
+                    ("Position (cumulative savings - GPU)", usd(roi.position_usd)),
+                    ("Monthly savings at this rate", usd(roi.monthly_savings_usd)),
+                    ("Break-even month", roi.break_even),
+                ],
+            ),
+        ]
+
+    @property
+    def title(self) -> str:
+        return f"Weekly cost report {self.week}"
+
+    @property
+    def subtitle(self) -> str:
+        """The week's days and when the report was made, in the report's timezone."""
+        first, last = self.days[0].day, self.days[-1].day
+        generated = self.generated_at.astimezone(ZoneInfo(self.timezone))
+        return (
+            f"{first:%a %Y-%m-%d} to {last:%a %Y-%m-%d} ({self.timezone}), "
+            f"generated {generated:%Y-%m-%d %H:%M %Z}"
+        )
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title}", "", self.subtitle]
+        for section in self.sections():
+            lines += ["", f"## {section.title}", ""]
+            if not section.rows:
+                lines.append("none")
+                continue
+            lines.append("| " + " | ".join(section.columns) + " |")
+            lines.append("|" + "|".join(["---", *["---:"] * (len(section.columns) - 1)]) + "|")
+            lines += [
+                "| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in section.rows
+            ]
+        return "\n".join(lines)
+
+    def to_table(self) -> list[dict[str, str]]:
+        """The headline figures, one dict per figure (a Prefect table artifact)."""
+        section = self.headline()
+        return [dict(zip(section.columns, row, strict=True)) for row in section.rows]
+
+
+def usd(amount: Decimal) -> str:
+    """Dollars to the cent, or to a hundredth of a cent below one dollar."""
+    places = 2 if abs(amount) >= 1 or amount == 0 else 4
+    return f"{'-' if amount < 0 else ''}${abs(amount):,.{places}f}"
+
+
+def percent(share: float | None) -> str:
+    """A share (0-1) as a percentage; n/a when there was nothing to share."""
+    return "n/a" if share is None else f"{share:.1%}"
+
+
+def _percent_number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _cost_section(title: str, lines: list[CostLine]) -> Section:
+    return Section(
+        title,
+        ("name", "calls", "cloud", "local energy", "all-cloud equivalent"),
+        [
+            (
+                line.name,
+                f"{line.calls:,}",
+                usd(line.cloud_usd),
+                usd(line.energy_usd),
+                usd(line.cloud_equivalent_usd),
+            )
+            for line in lines
+        ],
+    )
+
+
+# -- the queries ------------------------------------------------------------------------
+
+_IN_WEEK = "ts >= ? AND ts < ?"
+_MONEY = (
+    "coalesce(sum(cost_usd), 0) AS cloud_usd, coalesce(sum(energy_usd), 0) AS energy_usd, "
+    "coalesce(sum(cloud_equivalent_usd), 0) AS cloud_equivalent_usd"
+)
+_SAVINGS = "coalesce(sum(cloud_equivalent_usd) - sum(cost_usd) - sum(energy_usd), 0)"
+_TOKENS = "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens"
+_LOCAL_SHARE_CALLS = (
+    "count(*) FILTER (WHERE status = 'ok' AND provider = 'ollama')"
+    " / nullif(count(*) FILTER (WHERE status = 'ok'), 0)"
+)
+_LOCAL_SHARE_TOKENS = (
+    f"coalesce(sum({_TOKENS}) FILTER (WHERE status = 'ok' AND provider = 'ollama'), 0)"
+    f" / nullif(sum({_TOKENS}) FILTER (WHERE status = 'ok'), 0)"
+)
+
+_HEADLINE = f"""
+SELECT count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS failed_calls, {_MONEY},
+       {_SAVINGS} AS savings_usd,
+       ({_SAVINGS} / nullif(sum(cloud_equivalent_usd), 0) * 100)::DOUBLE AS savings_percent,
+       {_LOCAL_SHARE_CALLS} AS local_share_calls, {_LOCAL_SHARE_TOKENS} AS local_share_tokens
+FROM llm_calls WHERE {_IN_WEEK}
+"""
+
+_ESCALATED = f"count(*) FILTER (WHERE route = '{Route.cloud_refine}')"
+_ESCALATION = f"""
+SELECT count(*) AS local_starts, {_ESCALATED} AS escalations,
+       {_ESCALATED} / nullif(count(*), 0) AS escalation_rate
+FROM routing_decisions
+WHERE {_IN_WEEK} AND video_id IS NOT NULL
+  AND route IN ({", ".join(f"'{route}'" for route in STARTED_LOCALLY)})
+"""
+
+_SHADOW = f"""
+SELECT count(*) AS shadow_samples, avg(local_good_enough::INTEGER) AS local_accept_precision
+FROM shadow_reviews WHERE {_IN_WEEK}
+"""
+
+_COST_LINES = f"""
+WITH week_calls AS (
+    SELECT c.model, c.purpose, c.cost_usd, c.energy_usd, c.cloud_equivalent_usd,
+           CASE WHEN c.video_id IS NULL THEN 'prompts'
+                ELSE coalesce(cr.priority, 'unknown') END AS priority
+    FROM llm_calls c
+    LEFT JOIN videos v ON v.video_id = c.video_id
+    LEFT JOIN creators cr ON cr.channel_id = v.channel_id
+    WHERE c.ts >= ? AND c.ts < ?
+)
+SELECT CASE WHEN grouping(model) = 0 THEN 'model'
+            WHEN grouping(purpose) = 0 THEN 'purpose' ELSE 'priority' END AS dimension,
+       coalesce(model, purpose, priority) AS name, count(*) AS calls, {_MONEY}
+FROM week_calls
+GROUP BY GROUPING SETS ((model), (purpose), (priority))
+ORDER BY dimension, cloud_usd DESC, cloud_equivalent_usd DESC, name
+"""
+
+_COSTLIEST_VIDEOS = f"""
+WITH spend AS (
+    SELECT video_id, sum(cost_usd) AS cloud_usd, count(*) AS calls
+    FROM llm_calls WHERE {_IN_WEEK} AND video_id IS NOT NULL
+    GROUP BY video_id HAVING sum(cost_usd) > 0
+    ORDER BY cloud_usd DESC, video_id LIMIT {COSTLIEST_VIDEOS}
+)
+SELECT s.video_id, v.title, cr.name AS creator, s.cloud_usd, s.calls
+FROM spend s
+LEFT JOIN videos v ON v.video_id = s.video_id
+LEFT JOIN creators cr ON cr.channel_id = v.channel_id
+ORDER BY s.cloud_usd DESC, s.video_id
+"""
+
+_LATENCY = f"""
+SELECT provider, count(*) AS calls, quantile_cont(latency_ms, 0.5) AS p50_ms,
+       quantile_cont(latency_ms, 0.95) AS p95_ms
+FROM llm_calls WHERE {_IN_WEEK} AND status = 'ok'
+GROUP BY provider ORDER BY provider
+"""
+
+_DAYS = f"""
+WITH by_day AS (
+    SELECT timezone(?, ts)::DATE AS day, coalesce(sum(cost_usd), 0) AS cloud_usd,
+           coalesce(sum(energy_usd), 0) AS energy_usd, {_LOCAL_SHARE_CALLS} AS local_share_calls
+    FROM llm_calls WHERE {_IN_WEEK} GROUP BY day
+)
+SELECT d.day, coalesce(b.cloud_usd, 0) AS cloud_usd, coalesce(b.energy_usd, 0) AS energy_usd,
+       b.local_share_calls
+FROM unnest(?::DATE[]) AS d(day) LEFT JOIN by_day b ON b.day = d.day
+ORDER BY d.day
+"""
+
+_HISTORY = f"""
+WITH weekly AS (
+    SELECT date_trunc('week', timezone(?, ts))::DATE AS monday,
+           {_LOCAL_SHARE_CALLS} AS local_share_calls, {_SAVINGS} AS savings_usd
+    FROM llm_calls WHERE ts < ? GROUP BY monday
+)
+SELECT strftime(monday, '%G-W%V') AS week, local_share_calls, savings_usd,
+       sum(savings_usd) OVER (ORDER BY monday) AS cumulative_savings_usd
+FROM weekly ORDER BY monday
+"""
+
+
+def weekly_report(
+    ledger: Ledger,
+    week: IsoWeek,
+    costs: CostOptions,
+    weekly_budget_usd: Decimal,
+    now: datetime | None = None,
+) -> WeeklyReport:
+    """The cost report of `week` (in the cost timezone) from the ledger's tables."""
+    if week.timezone != costs.timezone:
+        raise ValueError(
+            f"week {week.label} is in {week.timezone} but the cost timezone is "
+            f"{costs.timezone}; build it with IsoWeek.parse(..., timezone=costs.timezone)"
+        )
+    bounds = [week.start_utc, week.end_utc]
+    [headline] = ledger.rows(_HEADLINE, bounds)
+    [escalation] = ledger.rows(_ESCALATION, bounds)
+    [shadow] = ledger.rows(_SHADOW, bounds)
+    lines: dict[str, list[CostLine]] = {"model": [], "purpose": [], "priority": []}
+    for row in ledger.rows(_COST_LINES, bounds):
+        lines[row.pop("dimension")].append(CostLine(**row))
+    history = [WeekSavings(**row) for row in ledger.rows(_HISTORY, [week.timezone, week.end_utc])]
+    savings: Decimal = headline["savings_usd"]
+    return WeeklyReport(
+        week=week.label,
+        timezone=week.timezone,
+        starts_at=week.start_utc,
+        ends_at=week.end_utc,
+        generated_at=now or datetime.now(UTC),
+        reference_model=costs.reference_model,
+        **headline,
+        **escalation,
+        **shadow,
+        budget_usd=weekly_budget_usd,
+        budget_used_percent=(
+            float(headline["cloud_usd"] / weekly_budget_usd * 100) if weekly_budget_usd else None
+        ),
+        cost_by_model=lines["model"],
+        cost_by_purpose=lines["purpose"],
+        cost_by_priority=lines["priority"],
+        costliest_videos=[CostlyVideo(**row) for row in ledger.rows(_COSTLIEST_VIDEOS, bounds)],
+        latency=[ProviderLatency(**row) for row in ledger.rows(_LATENCY, bounds)],
+        days=[DayCosts(**row) for row in ledger.rows(_DAYS, [week.timezone, *bounds, week.days])],
+        history=history,
+        roi=_roi_summary(week, costs, savings, history),
+    )
+
+
+def _roi_summary(
+    week: IsoWeek, costs: CostOptions, savings: Decimal, history: list[WeekSavings]
+) -> RoiSummary:
+    """Where the GPU stands after `week`; the break-even month is when cumulative savings
+    first covered it or, if they do not yet, when this week's rate would cover it, counting
+    whole months from the month after the week."""
+    gpu = costs.gpu_price_usd
+    cumulative = history[-1].cumulative_savings_usd if history else Decimal(0)
+    monthly = roi.monthly(savings)
+    if history and cumulative >= gpu:
+        paid_off = next(point for point in history if point.cumulative_savings_usd >= gpu)
+        break_even = roi.month_label(IsoWeek.parse(paid_off.week).days[-1])
+    else:
+        break_even = roi.break_even_month(gpu, monthly, roi.next_month(week.days[-1]), cumulative)
+    amortised = roi.amortised_per_week(gpu, costs.amortisation_months)
+    return RoiSummary(
+        gpu_price_usd=gpu,
+        amortised_per_week_usd=amortised,
+        net_this_week_usd=savings - amortised,
+        cumulative_savings_usd=cumulative,
+        position_usd=cumulative - gpu,
+        monthly_savings_usd=monthly,
+        break_even_month=break_even,
+    )

@@ -1,0 +1,177 @@
+"""The fault suite: each fault, and nothing lost and nothing paid twice.
+
+Every test ends with `assert_consistent`: each video is analysed at most once, every paid
+cloud call is in the ledger exactly once and belongs to one video's decision, and no budget
+reservation is left open.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from creatorkb.cloud_model import CloudModel
+from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt
+from creatorkb.ledger import Ledger
+from creatorkb.settings import AnthropicEnvSettings
+from flows.analyze import analyze_videos
+from tests.analysts import by_title, fabricated
+from tests.conftest import seed_transcribed
+from tests.servers.anthropic import FakeAnthropic
+from tests.servers.ollama import FakeOllama
+from tests.test_analysis import CRITICAL, MEDIUM, PRIORITIES, TALK
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+KB = str(Path(sys.executable).parent / "kb")
+
+
+def seed_many(kb_env: Path, count: int, channel: str = MEDIUM, title: str = "portrait") -> None:
+    seed_transcribed(
+        kb_env / "data" / "kb.duckdb",
+        [(f"vid_f{i:04d}", channel, f"{title} {i}", TALK) for i in range(count)],
+        PRIORITIES,
+    )
+
+
+def assert_consistent(kb_env: Path, anthropic: FakeAnthropic) -> Ledger:
+    ledger = Ledger(kb_env / "data" / "kb.duckdb")
+    twice = ledger.rows("SELECT video_id FROM analyses GROUP BY 1 HAVING count(*) > 1")
+    assert twice == []
+    [paid] = ledger.rows(
+        "SELECT count(*) AS n, coalesce(sum(cost_usd), 0) AS usd FROM llm_calls "
+        "WHERE provider = 'anthropic' AND status = 'ok'"
+    )
+    # Every answer Anthropic delivered is recorded, once. (A request the client gave up on
+    # may still be billed; its usage is unknown, so it is recorded as a failed call at $0.)
+    answered = [r for r in anthropic.requests_to("/v1/messages") if r.status == 200]
+    assert paid["n"] == len(answered)
+    orphans = ledger.rows(
+        "SELECT call_id FROM llm_calls WHERE purpose IN ('draft', 'refine', 'direct') "
+        "AND decision_id IS NULL AND video_id IS NOT NULL"
+    )
+    assert orphans == []
+    assert ledger.rows("SELECT * FROM budget_reservations WHERE status = 'open'") == []
+    return ledger
+
+
+def test_ollama_dying_mid_run(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_OLLAMA_PARALLEL", "1")
+    seed_many(kb_env, 6)
+    ollama.die_after(2)
+
+    summary = analyze_videos()
+
+    assert summary.analyzed == 6
+    assert summary.routes == {"local_accept": 2, "fallback_cloud": 4}
+    ledger = assert_consistent(kb_env, anthropic)
+    assert len(anthropic.calls) == 4  # only the videos the dead server could not draft
+    failed = ledger.rows("SELECT error_type FROM llm_calls WHERE status = 'error'")
+    assert len(failed) <= 1  # at most the request in flight when it died
+
+
+def test_ollama_answering_500s_and_malformed_json(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_OLLAMA_PARALLEL", "1")
+    seed_many(kb_env, 4)
+    ollama.fail_next(1, status=500)
+    ollama.malformed_next(1)
+
+    summary = analyze_videos()
+
+    assert summary.analyzed == 4
+    assert summary.routes == {"fallback_cloud": 1, "cloud_refine": 1, "local_accept": 2}
+    ledger = assert_consistent(kb_env, anthropic)
+    errors = ledger.rows("SELECT error_type FROM llm_calls WHERE status = 'error'")
+    assert errors == [{"error_type": "ResponseError"}]
+    invalid = ledger.rows("SELECT reason FROM routing_decisions WHERE route = 'cloud_refine'")
+    assert "not valid" in invalid[0]["reason"]
+
+
+def test_anthropic_429_storm_and_timeouts_fall_back_without_paying(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_ANTHROPIC_MAX_RETRIES", "2")
+    monkeypatch.setenv("KB_ANTHROPIC_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("KB_ANTHROPIC_CONCURRENCY", "1")
+    ledger_path = kb_env / "data" / "kb.duckdb"
+
+    # A storm of 429s: each video's request and both SDK retries are refused.
+    seed_transcribed(
+        ledger_path, [(f"vid_s{i}", CRITICAL, "t", TALK) for i in range(2)], PRIORITIES
+    )
+    anthropic.fail_next([429] * 6, retry_after=0.05)
+    assert analyze_videos().routes == {"fallback_local": 2}
+    assert anthropic.status_counts[429] == 6
+
+    # Anthropic hangs: the request and its retries time out.
+    seed_transcribed(ledger_path, [("vid_t0", CRITICAL, "t", TALK)], PRIORITIES)
+    anthropic.stall_next(3, 3.0)
+    assert analyze_videos().routes == {"fallback_local": 1}
+    while any(r.status == 0 for r in anthropic.requests):  # let the hung answers finish
+        time.sleep(0.1)
+    assert anthropic.status_counts[499] == 3  # each one came after the client had hung up
+
+    # Calm again.
+    seed_transcribed(ledger_path, [("vid_c0", CRITICAL, "t", TALK)], PRIORITIES)
+    assert analyze_videos().routes == {"cloud_direct": 1}
+
+    ledger = assert_consistent(kb_env, anthropic)
+    errors = ledger.rows("SELECT video_id, error_type FROM llm_calls WHERE status = 'error'")
+    assert sorted((e["video_id"], e["error_type"]) for e in errors) == [
+        ("vid_s0", "RateLimitError"),
+        ("vid_s1", "RateLimitError"),
+        ("vid_t0", "APITimeoutError"),
+    ]
+
+
+def test_two_runs_at_once_analyse_each_video_once(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic
+) -> None:
+    ollama.responder = by_title({"hype": fabricated})  # every video needs a cloud refine
+    anthropic.latency_s = 0.2
+    seed_many(kb_env, 12, title="hype")
+
+    runs = [subprocess.Popen([KB, "analyze"], stdout=subprocess.DEVNULL) for _ in range(2)]
+    assert [run.wait(timeout=240) for run in runs] == [0, 0]
+
+    ledger = assert_consistent(kb_env, anthropic)
+    per_video = ledger.rows(
+        "SELECT video_id, count(*) AS n FROM llm_calls WHERE provider = 'anthropic' GROUP BY 1"
+    )
+    assert len(per_video) == 12 and {row["n"] for row in per_video} == {1}
+    decided = ledger.rows("SELECT video_id, count(*) AS n FROM routing_decisions GROUP BY 1")
+    assert {row["n"] for row in decided} == {1}
+
+
+def test_fifty_concurrent_cloud_requests_stay_within_one_reservation_of_the_budget(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anthropic.latency_s = 0.3
+    monkeypatch.setenv("KB_ANTHROPIC_CONCURRENCY", "50")
+    seed_transcribed(
+        kb_env / "data" / "kb.duckdb",
+        [(f"vid_b{i:04d}", CRITICAL, "same", TALK) for i in range(50)],
+        PRIORITIES,
+    )
+    reservation = CloudModel(AnthropicEnvSettings()).max_cost(
+        SYSTEM_PROMPT, draft_prompt("same", TALK), INSIGHT_SCHEMA
+    )
+    budget = reservation * Decimal("12.5")
+    monkeypatch.setenv("KB_POLICY_WEEKLY_BUDGET_USD", str(budget))
+
+    summary = analyze_videos(limit=50)
+
+    ledger = assert_consistent(kb_env, anthropic)
+    [spent] = ledger.rows("SELECT sum(cost_usd) AS usd FROM llm_calls WHERE provider = 'anthropic'")
+    assert spent["usd"] <= budget + reservation
+    assert summary.analyzed == 50
+    assert 1 <= summary.routes.get("cloud_direct", 0) < 50
+    assert anthropic.max_concurrency >= 2
