@@ -226,7 +226,8 @@ class WeeklyReport(BaseModel):
     def ledger_write(self) -> Write:
         """The write that records this report, replacing an earlier report of the same week."""
         row = self.ledger_row()
-        return Write.upsert("weekly_reports", ("week",), [row], tuple(set(row) - {"week"}))
+        replaced = tuple(column for column in row if column != "week")
+        return Write.upsert("weekly_reports", ("week",), [row], replaced)
 
     def headline(self) -> Section:
         roi = self.roi
