@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from creatorkb.channels import parse_channel_ref, resolve_channel
@@ -346,6 +347,24 @@ def _print_fetch(summary: FetchSummary) -> None:
             "[yellow]circuit breaker opened[/]: YouTube blocked consecutive requests; the rest "
             "is tried on a later run"
         )
+
+
+@app.command()
+def report(
+    week: Annotated[
+        str | None, typer.Option(help="ISO week, e.g. 2026-W47 (default: the last complete one).")
+    ] = None,
+) -> None:
+    """The weekly cost report: a markdown summary here, HTML under reports/, a ledger row."""
+    from creatorkb.report import IsoWeek
+    from flows.report import weekly_cost_report
+
+    if week is not None:
+        _run(lambda: IsoWeek.parse(week))  # a clear error before any flow starts
+    result = _run(lambda: weekly_cost_report(week=week))
+    console.print(Markdown(result.to_markdown()))
+    settings = _settings()
+    console.print(f"[dim]HTML: {(settings.reports / f'{result.week}.html').resolve()}[/]")
 
 
 @app.command()

@@ -193,6 +193,8 @@ class Ledger:
     def snapshot(self, destination: Path | str) -> Path:
         """Copy the whole ledger to `destination` (replacing it) through a brief read-only
         attach: an analyst queries the copy, and neither side waits on the other for long."""
+        if not self.path.exists():
+            raise LedgerError(f"ledger {self.path} does not exist; run `kb init` or set KB_LEDGER")
         target = Path(destination).expanduser().resolve()
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")

@@ -18,6 +18,7 @@ class KBSettings(BaseSettings):
 
     ledger: Path = Field(Path("data/kb.duckdb"), description="DuckDB ledger file (KB_LEDGER).")
     creators: Path = Field(Path("creators.yaml"), description="Roster file (KB_CREATORS).")
+    reports: Path = Field(Path("reports"), description="Where weekly HTML reports are written.")
     ledger_wait_seconds: float = Field(
         30.0, ge=0, description="How long a writer waits for another process to release the file."
     )

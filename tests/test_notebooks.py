@@ -1,0 +1,67 @@
+"""Every analyst notebook runs, cell by cell, against a ledger the pipeline produced."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from creatorkb.ledger import Ledger
+from creatorkb.report import IsoWeek, usd
+from flows.analyze import analyze_videos
+from tests.analysts import by_title, fabricated
+from tests.servers.anthropic import FakeAnthropic
+from tests.servers.ollama import FakeOllama
+from tests.test_analysis import CRITICAL, MEDIUM, seed
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.py"))
+MARIMO = str(Path(sys.executable).parent / "marimo")
+
+
+def test_there_is_a_roi_notebook() -> None:
+    assert [path.name for path in NOTEBOOKS] == ["roi_analysis.py"]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_every_cell_on_a_real_ledger(
+    notebook: Path,
+    kb_env: Path,
+    ollama: FakeOllama,
+    anthropic: FakeAnthropic,
+    tmp_path: Path,
+) -> None:
+    ollama.responder = by_title({"hype": fabricated})
+    seed(
+        kb_env,
+        ("vid_nb00001", MEDIUM, "portrait"),
+        ("vid_nb00002", MEDIUM, "hype"),
+        ("vid_nb00003", CRITICAL, "portrait"),
+    )
+    analyze_videos()
+    week = IsoWeek.last_complete(datetime.now(UTC), "UTC")
+    this_week = IsoWeek.parse(f"{datetime.now(UTC):%G-W%V}")
+    assert this_week != week
+    output = tmp_path / f"{notebook.stem}.html"
+
+    done = subprocess.run(
+        [MARIMO, "export", "html", str(notebook), "-o", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KB_REPORT_WEEK": this_week.label},
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr  # any failing cell fails this
+    page = output.read_text(encoding="utf-8")
+    assert this_week.label in page
+    assert "Cost per day" in page and "Local share of calls" in page
+    assert "UCmediummmmmmmmmmmmmmmmm" in page  # the creator slice lists the seeded creators
+    [cloud] = Ledger(kb_env / "data" / "kb.duckdb").rows(
+        "SELECT sum(cost_usd) AS usd FROM llm_calls WHERE provider = 'anthropic'"
+    )
+    assert cloud["usd"] > 0 and usd(cloud["usd"]) in page  # the week's real cloud spend
