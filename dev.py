@@ -1,7 +1,7 @@
 """Set up the project from its lock file, then run `kb` or the tests. Needs only Python 3.11.
 
     python3 dev.py kb run      # the main job (any kb command works: kb doctor, kb scan, ...)
-    python3 dev.py test        # lint, then the whole test suite (extra args go to pytest)
+    python3 dev.py test        # lint, then the whole test suite in 2 workers (args go to pytest)
 
 The first call creates `.venv`, installs the pinned uv into it and syncs exactly the
 versions in `uv.lock`; later calls only re-sync (a no-op when nothing changed).
@@ -47,7 +47,8 @@ def main(arguments: list[str]) -> None:
         os.execv(BIN / "kb", [str(BIN / "kb"), *rest])
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
-    run(BIN / "python", "-m", "pytest", *rest)
+    # Two workers (each with its own Prefect test server): the suite is mostly waiting.
+    run(BIN / "python", "-m", "pytest", "--numprocesses=2", *rest)
 
 
 if __name__ == "__main__":
