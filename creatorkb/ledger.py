@@ -124,6 +124,9 @@ class Write:
         )
 
 
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 def _as_text(value: Any) -> str | None:
     """One text form per value, used both on the wire to DuckDB and in the spool."""
     match value:
@@ -140,9 +143,25 @@ def _as_text(value: Any) -> str | None:
         case Path():
             return str(value)
         case dict() | list() | tuple():
-            return json.dumps(value, default=str, ensure_ascii=False)
+            return _JSON.encode(value)
         case _:
             raise TypeError(f"cannot store {type(value).__name__} in the ledger: {value!r}")
+
+
+# Values DuckDB reads exactly as they are; every other kind is written in its text form.
+_NATIVE = {str, int, float, bool, datetime, type(None)}
+_EXACT_NUMBERS = {Decimal, int, type(None)}
+
+
+def _column(values: list[Any]) -> list[Any]:
+    """One column of a batch: passed through when DuckDB reads its values natively, else
+    turned into their text form (Decimal stays exact, dicts become JSON)."""
+    kinds = set(map(type, values))
+    if kinds <= _NATIVE:
+        return values
+    if kinds <= _EXACT_NUMBERS:  # money: the common case, kept fast
+        return [None if value is None else str(value) for value in values]
+    return [_as_text(value) for value in values]
 
 
 class Ledger:
@@ -322,11 +341,9 @@ class Ledger:
         import pandas as pd  # imported here: commands that never write start faster
 
         # The last row for a key wins, as if the rows had been written one by one.
-        latest = {tuple(row[name] for name in write.key): row for row in write.rows}
+        latest = list({tuple(row[name] for name in write.key): row for row in write.rows}.values())
         frame = pd.DataFrame(
-            [[_as_text(row[name]) for name in columns] for row in latest.values()],
-            columns=columns,
-            dtype=object,
+            {name: _column([row[name] for row in latest]) for name in columns}, dtype=object
         )
         selected = ", ".join(f'CAST("{name}" AS {types[name]})' for name in columns)
         conflict = ", ".join(f'"{name}"' for name in write.key)
