@@ -9,6 +9,7 @@ does not pay for that video again.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -610,6 +611,41 @@ def _video_writes(job: VideoJob, status: str, reason: str | None, now: datetime)
             "analysis_claims", ("video_id",), [{"video_id": job.video_id, "expires_at": now}]
         ),
     ]
+
+
+class TierQueue:
+    """Hands out videos so that the local and the cloud slots all stay busy: each tier has
+    its own line of videos and a bounded number in flight (twice its slots; local videos may
+    also be waiting for a cloud refinement, so they get the cloud's slots on top)."""
+
+    def __init__(self, jobs: list[VideoJob], analyzer: Analyzer) -> None:
+        self._policy = analyzer.policy
+        self._lines: dict[bool, deque[VideoJob]] = {True: deque(), False: deque()}
+        for job in jobs:
+            self._lines[self._in_cloud(job)].append(job)
+        cloud = max(analyzer.cloud_slots, 1)
+        self._limits = {True: 2 * cloud, False: 4 * analyzer.local_slots + cloud}
+        self._busy = {True: 0, False: 0}
+
+    def _in_cloud(self, job: VideoJob) -> bool:
+        return self._policy.start(job.channel_id, job.priority) is Start.cloud
+
+    def __bool__(self) -> bool:
+        return any(self._lines.values())
+
+    def take(self) -> VideoJob | None:
+        """The next video for the least busy tier with room, or None when both are full."""
+        ready = [tier for tier, line in self._lines.items() if line]
+        ready = [tier for tier in ready if self._busy[tier] < self._limits[tier]]
+        if not ready:
+            return None
+        tier = min(ready, key=lambda t: self._busy[t] / self._limits[t])
+        self._busy[tier] += 1
+        return self._lines[tier].popleft()
+
+    def release(self, job: VideoJob) -> None:
+        """A video handed out earlier is finished."""
+        self._busy[self._in_cloud(job)] -= 1
 
 
 class AnalysisSummary(BaseModel):

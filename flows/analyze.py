@@ -12,7 +12,14 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
-from creatorkb.analysis import AnalysisSummary, Analyzer, Outcome, VideoJob, claim_videos
+from creatorkb.analysis import (
+    AnalysisSummary,
+    Analyzer,
+    Outcome,
+    TierQueue,
+    VideoJob,
+    claim_videos,
+)
 from creatorkb.ledger import open_ledger
 from creatorkb.settings import KBSettings
 from flows import models
@@ -45,32 +52,35 @@ def analyze_videos(
 
 
 def _analyze_all(analyzer: Analyzer, jobs: list[VideoJob]) -> tuple[list[Outcome], dict[str, str]]:
-    """One task per video, with enough in flight to keep every local and cloud slot busy
-    (and no more, so that memory stays flat however many videos there are)."""
+    """One task per video, handed out so that every local and cloud slot stays busy (and no
+    more are in flight, so that memory stays flat however many videos there are)."""
     progress = RunProgress("Analysing videos", len(jobs))
-    window = max(2 * (analyzer.local_slots + analyzer.cloud_slots), 2)
+    work = TierQueue(jobs, analyzer)
     finished: queue.Queue[PrefectFuture[Outcome]] = queue.Queue()
-    names: dict[PrefectFuture[Outcome], str] = {}
+    in_flight: dict[PrefectFuture[Outcome], VideoJob] = {}
     outcomes: list[Outcome] = []
     errors: dict[str, str] = {}
 
     def collect_one() -> None:
         future = finished.get()
         future.wait()  # the callback can fire before the run's final state is stored
+        job = in_flight.pop(future)
+        work.release(job)
         result = future.state.result(raise_on_failure=False)
         if isinstance(result, Outcome):
             outcomes.append(result)
         else:
-            errors[names[future]] = f"{type(result).__name__}: {result}"
-        del names[future]
+            errors[job.video_id] = f"{type(result).__name__}: {result}"
         progress.advance()
 
-    for job in jobs:
-        while len(names) >= window:
+    while work:
+        job = work.take()
+        if job is None:
             collect_one()
+            continue
         future = analyze_video.submit(analyzer, job)
-        names[future] = job.video_id
+        in_flight[future] = job
         future.add_done_callback(finished.put)
-    while names:
+    while in_flight:
         collect_one()
     return outcomes, errors

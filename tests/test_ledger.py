@@ -53,13 +53,10 @@ def creator_row(channel_id: str, name: str) -> dict[str, object]:
 
 
 def columns(path: Path) -> dict[str, set[str]]:
-    with duckdb.connect(str(path), read_only=True) as connection:
-        rows = connection.execute(
-            "SELECT table_name, column_name FROM information_schema.columns"
-        ).fetchall()
+    rows = Ledger(path).rows("SELECT table_name, column_name FROM information_schema.columns")
     found: dict[str, set[str]] = {}
-    for table, column in rows:
-        found.setdefault(table, set()).add(column)
+    for row in rows:
+        found.setdefault(row["table_name"], set()).add(row["column_name"])
     return found
 
 
@@ -71,7 +68,12 @@ def held(path: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
             sys.executable,
             "-c",
             "import duckdb, sys, time\n"
-            f"c = duckdb.connect({str(path)!r})\n"
+            "while True:\n"
+            "    try:\n"
+            f"        c = duckdb.connect({str(path)!r})\n"
+            "        break\n"
+            "    except duckdb.IOException:\n"
+            "        time.sleep(0.05)\n"
             "print('held', flush=True)\n"
             f"time.sleep({seconds})\n"
             "c.close()\n",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -285,7 +284,7 @@ def week_ledger_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def week_ledger(week_ledger_file: Path, tmp_path: Path) -> Ledger:
     """A copy of the week's ledger, for a test to change."""
-    return Ledger(shutil.copy(week_ledger_file, tmp_path / "kb.duckdb"))
+    return Ledger(Ledger(week_ledger_file).snapshot(tmp_path / "kb.duckdb"))
 
 
 @pytest.fixture(scope="module")

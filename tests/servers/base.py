@@ -40,6 +40,7 @@ class HttpRequest:
     json: Any  # parsed body, or None when the body is not JSON
     received_at: float  # time.monotonic() on arrival
     status: int = 0
+    answered_at: float = 0.0  # time.monotonic() when the answer was ready
 
 
 @dataclass
@@ -278,7 +279,7 @@ class LoopbackServer:
         # Like nginx's 499: the client hung up (timed out) before the answer was ready.
         status = 499 if _client_gone(h.connection) else response.status
         with self._lock:
-            self._records[index] = replace(request, status=status)
+            self._records[index] = replace(request, status=status, answered_at=time.monotonic())
         if dying:
             self._shutdown(keep=h.connection)
             response.headers["connection"] = "close"

@@ -1,0 +1,97 @@
+"""Memory benchmark: peak RSS of `kb analyze` while it analyses 10,000 videos against
+loopback model servers (no latency: the run is as busy as it can be).
+
+    .venv/bin/python bench/memory.py [--videos 10000]
+
+Target: peak RSS under 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for the loopback fakes in tests/servers
+
+from prefect.settings import PREFECT_API_URL  # noqa: E402
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from tests.analysts import by_title, fabricated  # noqa: E402
+from tests.conftest import seed_transcribed  # noqa: E402
+from tests.servers.anthropic import FakeAnthropic  # noqa: E402
+from tests.servers.ollama import FakeOllama  # noqa: E402
+
+TALK = (
+    "Today we build a portrait workflow in ComfyUI. First load the Flux model and set the "
+    "sampler to twenty steps. Then add a LoRA for the painterly style. Finally upscale."
+)
+MEDIUM, CRITICAL = "UCmediummmmmmmmmmmmmmmmm", "UCcriticalccccccccccccccc"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=10_000)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        FakeOllama(cold_load_s=0) as ollama,
+        FakeAnthropic(min_cache_tokens=256) as anthropic,
+        prefect_test_harness(),
+    ):
+        ollama.responder = by_title({"hype": fabricated})
+        anthropic.responder = by_title({})
+        ledger = Path(directory) / "kb.duckdb"
+        kinds = ("calm", "calm", "hype", "critical")
+        seed_transcribed(
+            ledger,
+            [
+                (
+                    f"vid{i:08d}",
+                    CRITICAL if kinds[i % 4] == "critical" else MEDIUM,
+                    f"{kinds[i % 4]} {i}",
+                    TALK,
+                )
+                for i in range(args.videos)
+            ],
+            {MEDIUM: "medium", CRITICAL: "critical"},
+        )
+        env = {
+            **os.environ,
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            "KB_LEDGER": str(ledger),
+            "OLLAMA_HOST": ollama.url,
+            "ANTHROPIC_BASE_URL": anthropic.url,
+            "ANTHROPIC_API_KEY": anthropic.api_key,
+            "KB_POLICY_SHADOW_RATE": "0",
+            "KB_POLICY_WEEKLY_BUDGET_USD": "100000",
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "kb"), "analyze", "--limit", str(args.videos)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"kb analyze failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"kb analyze: {args.videos:,} videos in {elapsed:.0f} s "
+        f"({args.videos / elapsed:.1f} videos/s)"
+    )
+    print(f"peak RSS of the kb process: {peak_mb:.0f} MB")
+    print(f"target < 500 MB: {'met' if peak_mb < 500 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
