@@ -175,42 +175,68 @@ MAX_HOLD_S = 5.0  # and at least this often, then stay away for
 COOL_DOWN_S = 0.3  # this long: other processes (a notebook's snapshot) get their turn.
 
 
+@dataclass
+class _Anchor:
+    connection: duckdb.DuckDBPyConnection
+    opened: float
+    last_used: float
+    users: int = 0
+
+
 class _Keeper:
     """Keeps each ledger file's DuckDB instance open while this process uses it, so that a
     short transaction costs about a millisecond instead of the ~17 ms of opening the file,
     and lets go when the file is idle or has been held long, so others get their turn."""
 
     def __init__(self) -> None:
-        self._anchors: dict[Path, tuple[duckdb.DuckDBPyConnection, float, float]] = {}
+        self._anchors: dict[Path, _Anchor] = {}
         self._cool_until: dict[Path, float] = {}
         self._mutex = threading.Lock()
         self._reaper: threading.Thread | None = None
         atexit.register(self.release_all)
 
-    def touch(self, path: Path, open_file: Callable[[], duckdb.DuckDBPyConnection]) -> None:
-        """Keep `path` open (opening it, waiting for other holders, if it is not)."""
+    @contextmanager
+    def using(
+        self, path: Path, open_file: Callable[[], duckdb.DuckDBPyConnection]
+    ) -> Iterator[None]:
+        """Keep `path` open (opening it, waiting for other holders, if it is not) while the
+        caller works with it."""
+        anchor = self._enter(path, open_file)
+        try:
+            yield
+        finally:
+            if anchor is not None:
+                with self._mutex:
+                    anchor.users -= 1
+                    anchor.last_used = time.monotonic()
+
+    def _enter(
+        self, path: Path, open_file: Callable[[], duckdb.DuckDBPyConnection]
+    ) -> _Anchor | None:
         now = time.monotonic()
         with self._mutex:
             anchor = self._anchors.get(path)
+            if anchor is None and now < self._cool_until.get(path, 0.0):
+                return None
             if anchor is not None:
-                self._anchors[path] = (anchor[0], anchor[1], now)
-                return
-            if now < self._cool_until.get(path, 0.0):
-                return
+                anchor.users += 1
+                return anchor
         connection = open_file()
         with self._mutex:
-            self._anchors[path] = (connection, now, now)
+            anchor = _Anchor(connection, now, now, users=1)
+            self._anchors[path] = anchor
             if self._reaper is None:
                 self._reaper = threading.Thread(
                     target=self._reap, name="ledger-keeper", daemon=True
                 )
                 self._reaper.start()
+        return anchor
 
     def release(self, path: Path) -> None:
         with self._mutex:
             anchor = self._anchors.pop(path, None)
         if anchor is not None:
-            anchor[0].close()
+            anchor.connection.close()
 
     def release_all(self) -> None:
         for path in list(self._anchors):
@@ -223,10 +249,13 @@ class _Keeper:
             with self._mutex:
                 expired = [
                     path
-                    for path, (_, opened, used) in self._anchors.items()
-                    if now - used > IDLE_RELEASE_S or now - opened > MAX_HOLD_S
+                    for path, anchor in self._anchors.items()
+                    if anchor.users == 0
+                    and (
+                        now - anchor.last_used > IDLE_RELEASE_S or now - anchor.opened > MAX_HOLD_S
+                    )
                 ]
-                closing = [self._anchors.pop(path)[0] for path in expired]
+                closing = [self._anchors.pop(path).connection for path in expired]
                 for path in expired:
                     self._cool_until[path] = now + COOL_DOWN_S
             for connection in closing:
@@ -252,8 +281,7 @@ class Ledger:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held only for the `with` block, after waiting out other holders."""
-        with self._lock:
-            _keeper.touch(self.path, self._open_waiting)
+        with self._lock, _keeper.using(self.path, self._open_waiting):
             connection = self._open_waiting()
             try:
                 connection.execute("SET TimeZone = 'UTC'")

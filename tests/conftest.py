@@ -24,6 +24,25 @@ from tests.servers.youtube import FakeYouTube
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+KB = str(BIN / "kb")
+
+
+def run_kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    """`kb` as a user runs it (a wide terminal, the test's environment); checks the exit."""
+    done = subprocess.run(
+        [KB, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == expect, f"kb {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def ledger_of(kb_env: Path) -> Ledger:
+    """The ledger a test's flows write (KB_LEDGER of the `kb_env` fixture)."""
+    return Ledger(kb_env / "data" / "kb.duckdb")
 
 
 def free_port() -> int:

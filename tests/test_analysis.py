@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from creatorkb import analysis
-from creatorkb.ledger import Ledger
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, fabricated, grounded, transcript_in
-from tests.conftest import seed_transcribed
+from tests.conftest import ledger_of, seed_transcribed
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 
@@ -29,10 +28,6 @@ TALK = (
 MTOK = Decimal(1_000_000)
 # claude-sonnet-5 list prices, $ per million tokens, typed here to check the ledger by hand.
 SONNET_5 = {"in": "2", "out": "10", "read": "0.2", "write_5m": "2.5", "write_1h": "4"}
-
-
-def ledger_of(kb_env: Path) -> Ledger:
-    return Ledger(kb_env / "data" / "kb.duckdb")
 
 
 def seed(kb_env: Path, *videos: tuple[str, str, str]) -> None:

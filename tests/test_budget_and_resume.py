@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -18,13 +17,12 @@ from creatorkb.ledger import Ledger
 from creatorkb.settings import AnthropicEnvSettings
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, fabricated
-from tests.conftest import seed_transcribed
+from tests.conftest import KB, seed_transcribed
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.test_analysis import CRITICAL, MEDIUM, PRIORITIES, TALK
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-KB = str(Path(sys.executable).parent / "kb")
 
 
 def test_the_budget_holds_under_twenty_concurrent_requests(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from creatorkb.ledger import Ledger
 from tests.analysts import by_title, fabricated
+from tests.conftest import KB, run_kb
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
@@ -19,22 +18,9 @@ from tests.test_ledger import held
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-KB = str(Path(sys.executable).parent / "kb")
 ALICE = "UCaliceaaaaaaaaaaaaaaaaa"
 BOB = "UCbobbbbbbbbbbbbbbbbbbbb"
 CAROL = "UCcarolccccccccccccccccc"
-
-
-def kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [KB, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert done.returncode == expect, f"kb {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 def publish(youtube: FakeYouTube) -> dict[str, list[str]]:
@@ -56,18 +42,18 @@ def test_kb_fills_the_ledger_through_a_proxy(kb_env: Path, youtube: FakeYouTube)
     videos = publish(youtube)
     (kb_env / "import.csv").write_text(f"channel,name,priority\n@carol,Carol,low\n{BOB},,\n")
 
-    assert "created" in kb("init").stdout
-    added = kb("creators", "add", "@alicebuilds", "--priority", "high").stdout
+    assert "created" in run_kb("init").stdout
+    added = run_kb("creators", "add", "@alicebuilds", "--priority", "high").stdout
     assert "Alice Builds" in added and ALICE in added
-    assert "2 added, 0 updated" in kb("creators", "import", "import.csv").stdout
+    assert "2 added, 0 updated" in run_kb("creators", "import", "import.csv").stdout
     roster = (kb_env / "creators.yaml").read_text()
     assert f"channel_id: {ALICE}" in roster and "handle: '@carol'" in roster
-    listing = kb("creators", "list").stdout
+    listing = run_kb("creators", "list").stdout
     assert "Alice Builds" in listing and "never" in listing
 
-    scanned = kb("scan").stdout
+    scanned = run_kb("scan").stdout
     assert "new videos" in scanned
-    fetched = kb("fetch").stdout
+    fetched = run_kb("fetch").stdout
     assert "transcripts stored" in fetched
     assert "blocked: IpBlocked" in fetched and "no_transcript: TranscriptsDisabled" in fetched
 
@@ -92,7 +78,7 @@ def test_kb_fills_the_ledger_through_a_proxy(kb_env: Path, youtube: FakeYouTube)
     ]
     assert youtube.proxy_connects and set(youtube.proxy_connects) == {"www.youtube.com:443"}
 
-    doctor = kb("doctor").stdout
+    doctor = run_kb("doctor").stdout
     assert "schema version" in doctor and "3 creators" in doctor
     assert "feed of" in doctor and "FAIL" not in doctor
 
@@ -100,26 +86,26 @@ def test_kb_fills_the_ledger_through_a_proxy(kb_env: Path, youtube: FakeYouTube)
 def test_bad_channel_and_malformed_roster_get_clear_errors(
     kb_env: Path, youtube: FakeYouTube
 ) -> None:
-    short = kb("creators", "add", "UCshort", expect=1).stdout
+    short = run_kb("creators", "add", "UCshort", expect=1).stdout
     assert "'UCshort' is not a YouTube channel id" in short
-    unknown = kb("creators", "add", "@nobodyhere", expect=1).stdout
+    unknown = run_kb("creators", "add", "@nobodyhere", expect=1).stdout
     assert "no channel at https://www.youtube.com/@nobodyhere" in unknown
 
     (kb_env / "creators.yaml").write_text(
         "creators:\n  - channel_id: UCaliceaaaaaaaaaaaaaaaaa\n    name: [unclosed\n"
     )
-    broken = kb("creators", "list", expect=1).stdout
+    broken = run_kb("creators", "list", expect=1).stdout
     assert "creators.yaml:3:11: not valid YAML" in broken
-    assert "creators.yaml:3" in kb("doctor", expect=1).stdout
+    assert "creators.yaml:3" in run_kb("doctor", expect=1).stdout
 
 
 def test_scan_keeps_what_it_gathered_when_the_ledger_stays_held(
     kb_env: Path, youtube: FakeYouTube, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     videos = publish(youtube)
-    kb("init")
-    kb("creators", "add", ALICE, "--name", "Alice")
-    kb("creators", "add", BOB, "--name", "Bob")
+    run_kb("init")
+    run_kb("creators", "add", ALICE, "--name", "Alice")
+    run_kb("creators", "add", BOB, "--name", "Bob")
     youtube.feeds_open.clear()
     monkeypatch.setenv("KB_LEDGER_WAIT_SECONDS", "1")
     ledger_path = kb_env / "data" / "kb.duckdb"
@@ -137,7 +123,7 @@ def test_scan_keeps_what_it_gathered_when_the_ledger_stays_held(
         assert f"PID {holder.pid}" in output
         assert "were kept and will be written by the next run" in output
 
-    kb("scan")
+    run_kb("scan")
     ledger = Ledger(ledger_path)
     stored = sorted(r["video_id"] for r in ledger.rows("SELECT video_id FROM videos"))
     assert stored == sorted(videos[ALICE] + videos[BOB])
@@ -161,12 +147,12 @@ def test_kb_run_analyses_a_mixed_roster_as_the_policy_says(
     critical = youtube.add_video(ALICE, title="deep dive", published=start, transcript_text=talk)
     medium = youtube.add_video(BOB, title="calm tutorial", published=start, transcript_text=talk)
     low = youtube.add_video(CAROL, title="hype reel", published=start, transcript_text=talk)
-    kb("init")
-    kb("creators", "add", ALICE, "--name", "Alice", "--priority", "critical")
-    kb("creators", "add", BOB, "--name", "Bob", "--priority", "medium")
-    kb("creators", "add", CAROL, "--name", "Carol", "--priority", "low")
+    run_kb("init")
+    run_kb("creators", "add", ALICE, "--name", "Alice", "--priority", "critical")
+    run_kb("creators", "add", BOB, "--name", "Bob", "--priority", "medium")
+    run_kb("creators", "add", CAROL, "--name", "Carol", "--priority", "low")
 
-    output = kb("run").stdout
+    output = run_kb("run").stdout
 
     assert "cloud_direct" in output and "local_accept" in output and "cloud_refine" in output
     ledger = Ledger(kb_env / "data" / "kb.duckdb")
@@ -179,14 +165,14 @@ def test_kb_run_analyses_a_mixed_roster_as_the_policy_says(
     )
     assert money["calls"] == 2 and money["billed"] > 0
 
-    doctor = kb("doctor").stdout
+    doctor = run_kb("doctor").stdout
     assert "version 0.12.6" in doctor and "llama3.2 is installed" in doctor
     assert "key accepted" in doctor
     assert "left of $10 this week" in doctor
 
-    answer = kb("prompt", "Say hi", "--level", "L3").stdout
+    answer = run_kb("prompt", "Say hi", "--level", "L3").stdout
     assert "local_accept via ollama llama3.2" in answer
-    agreed = kb("consensus", "--video", medium).stdout
+    agreed = run_kb("consensus", "--video", medium).stdout
     assert "consensus, agreement 1.00" in agreed and "We wire ComfyUI to Flux today" in agreed
 
 
@@ -200,9 +186,9 @@ def test_doctor_reports_a_bad_key_and_a_missing_model(
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-this-one")
     monkeypatch.setenv("KB_OLLAMA_DRAFT_MODEL", "llama9")
     monkeypatch.setenv("KB_ANTHROPIC_MODEL", "claude-sonnet-4-5")
-    kb("init")
+    run_kb("init")
 
-    doctor = kb("doctor", expect=1).stdout
+    doctor = run_kb("doctor", expect=1).stdout
 
     assert "the API key was rejected (401)" in doctor
     assert "has no model 'llama9'; it has: llama3.2:latest, mistral:latest, qwen2.5:7b" in doctor

@@ -8,20 +8,16 @@ from typing import Any
 
 import pytest
 
-from creatorkb.ledger import Ledger
 from flows.analyze import analyze_videos
 from flows.consensus import consensus
 from tests.analysts import fabricated, grounded
+from tests.conftest import ledger_of
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.test_analysis import CRITICAL, MEDIUM, seed
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 MODELS = ["llama3.2", "qwen2.5:7b", "mistral"]
-
-
-def ledger_of(kb_env: Path) -> Ledger:
-    return Ledger(kb_env / "data" / "kb.duckdb")
 
 
 def dissenting(model: str):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +20,11 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from creatorkb.ledger import Ledger
 from tests.analysts import by_title, fabricated
-from tests.conftest import REPO, free_port
+from tests.conftest import KB, REPO, free_port
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
 
-KB = str(Path(sys.executable).parent / "kb")
 CHANNEL = "UCdeploydddddddddddddddd"
 
 

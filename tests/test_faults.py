@@ -8,7 +8,6 @@ reservation is left open.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -21,13 +20,12 @@ from creatorkb.ledger import Ledger
 from creatorkb.settings import AnthropicEnvSettings
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, fabricated
-from tests.conftest import seed_transcribed
+from tests.conftest import KB, seed_transcribed
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.test_analysis import CRITICAL, MEDIUM, PRIORITIES, TALK
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-KB = str(Path(sys.executable).parent / "kb")
 
 
 def seed_many(kb_env: Path, count: int, channel: str = MEDIUM, title: str = "portrait") -> None:

@@ -12,6 +12,7 @@ from creatorkb.ledger import Ledger, Write
 from flows.fetch import fetch_transcripts
 from flows.pipeline import pipeline
 from flows.scan import scan_creators
+from tests.conftest import ledger_of
 from tests.servers.youtube import CaptionTrack, FakeYouTube
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -32,10 +33,6 @@ FAILURES = {
     "request_failed": ("blocked", "YouTubeRequestFailed"),
     "po_token_required": ("blocked", "PoTokenRequired"),
 }
-
-
-def ledger_of(kb_env: Path) -> Ledger:
-    return Ledger(kb_env / "data" / "kb.duckdb")
 
 
 def scan_channel(kb_env: Path, youtube: FakeYouTube, scenarios: list[str]) -> list[str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -15,27 +13,14 @@ import pytest
 from creatorkb.errors import SettingsError
 from creatorkb.ledger import Ledger
 from flows.analyze import analyze_videos
-from tests.conftest import seed_transcribed
+from tests.conftest import run_kb, seed_transcribed
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
 from tests.test_analysis import CRITICAL, MEDIUM, PRIORITIES, TALK
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
-KB = str(Path(sys.executable).parent / "kb")
 CANARY = "sk-ant-api03-CANARY-do-not-log-7f3a9c1e5b"
-
-
-def kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [KB, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert done.returncode == expect, f"kb {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 @pytest.mark.parametrize(
@@ -125,10 +110,10 @@ def test_the_api_key_is_in_no_ledger_log_artifact_or_parameter(
         channel = "UCsecretsssssssssssssss1"
         youtube.add_channel(channel, "Secretive")
         youtube.add_video(channel, title="one", transcript_text=TALK)
-        kb("init")
-        kb("creators", "add", channel, "--name", "Secretive", "--priority", "critical")
-        run = kb("run")
-        doctor = kb("doctor")
+        run_kb("init")
+        run_kb("creators", "add", channel, "--name", "Secretive", "--priority", "critical")
+        run = run_kb("run")
+        doctor = run_kb("doctor")
         assert anthropic.calls  # the key was used, so it had every chance to leak
 
     assert CANARY not in run.stdout + run.stderr + doctor.stdout + doctor.stderr

@@ -11,10 +11,10 @@ from prefect.exceptions import ParameterTypeError
 
 from blocks import BLOCK_NAME
 from blocks.youtube import YouTubeSettings
-from creatorkb.ledger import Ledger
 from flows.fetch import fetch_transcripts
 from flows.pipeline import pipeline
 from flows.scan import scan_creators
+from tests.conftest import ledger_of
 from tests.servers.youtube import CaptionTrack, FakeYouTube
 from tests.test_ledger import held
 
@@ -27,10 +27,6 @@ CAROL = "UCcarolccccccccccccccccc"
 
 def write_roster(path: Path, creators: list[dict[str, object]]) -> None:
     path.write_text(yaml.safe_dump({"creators": creators}), encoding="utf-8")
-
-
-def ledger_of(kb_env: Path) -> Ledger:
-    return Ledger(kb_env / "data" / "kb.duckdb")
 
 
 def add_videos(youtube: FakeYouTube, channel_id: str, count: int, start: datetime) -> list[str]:
