@@ -401,11 +401,6 @@ class Ledger:
             return []
         return sorted(self.spool_dir.glob("*.json"))
 
-    def flush_pending(self) -> int:
-        """Write spooled batches now; returns how many were written."""
-        with self.connect() as connection:
-            return self._replay_spool(connection)
-
     def _spool(self, batch: Sequence[Write]) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json"

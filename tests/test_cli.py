@@ -175,6 +175,13 @@ def test_kb_run_analyses_a_mixed_roster_as_the_policy_says(
     agreed = run_kb("consensus", "--video", medium).stdout
     assert "consensus, agreement 1.00" in agreed and "We wire ComfyUI to Flux today" in agreed
 
+    week = f"{datetime.now(UTC):%G-W%V}"
+    report = run_kb("report", "--week", week).stdout
+    assert week in report and "Savings" in report
+    assert (kb_env / "reports" / f"{week}.html").is_file()
+    assert ledger.rows("SELECT week FROM weekly_reports") == [{"week": week}]
+    assert "is not an ISO week" in run_kb("report", "--week", "2026-47", expect=1).stdout
+
 
 def test_doctor_reports_a_bad_key_and_a_missing_model(
     kb_env: Path,
