@@ -308,7 +308,7 @@ class Ledger:
                 if waited >= self.wait_seconds:
                     raise LedgerLocked(self.path, holder[1], waited) from error
                 time.sleep(min(delay, max(self.wait_seconds - waited, 0.0)))
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, COOL_DOWN_S)  # short enough to catch a holder's pause
 
     def snapshot(self, destination: Path | str) -> Path:
         """Copy the whole ledger to `destination` (replacing it) through a brief read-only

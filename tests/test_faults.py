@@ -23,15 +23,16 @@ from tests.analysts import by_title, fabricated
 from tests.conftest import KB, seed_transcribed
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
+from tests.servers.youtube import FakeYouTube
 from tests.test_analysis import CRITICAL, MEDIUM, PRIORITIES, TALK
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-def seed_many(kb_env: Path, count: int, channel: str = MEDIUM, title: str = "portrait") -> None:
+def seed_many(kb_env: Path, count: int) -> None:
     seed_transcribed(
         kb_env / "data" / "kb.duckdb",
-        [(f"vid_f{i:04d}", channel, f"{title} {i}", TALK) for i in range(count)],
+        [(f"vid_f{i:04d}", MEDIUM, f"portrait {i}", TALK) for i in range(count)],
         PRIORITIES,
     )
 
@@ -130,17 +131,27 @@ def test_anthropic_429_storm_and_timeouts_fall_back_without_paying(
     ]
 
 
-def test_two_runs_at_once_analyse_each_video_once(
-    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic
+def test_two_pipeline_runs_at_once_record_everything_once(
+    kb_env: Path, youtube: FakeYouTube, ollama: FakeOllama, anthropic: FakeAnthropic
 ) -> None:
     ollama.responder = by_title({"hype": fabricated})  # every video needs a cloud refine
     anthropic.latency_s = 0.2
-    seed_many(kb_env, 12, title="hype")
+    channel = "UCtwiceeeeeeeeeeeeeeeeee"
+    youtube.add_channel(channel, "Twice")
+    for number in range(12):
+        youtube.add_video(channel, title=f"hype {number}", transcript_text=TALK)
+    (kb_env / "creators.yaml").write_text(f"creators:\n  - channel_id: {channel}\n    name: T\n")
 
-    runs = [subprocess.Popen([KB, "analyze"], stdout=subprocess.DEVNULL) for _ in range(2)]
+    runs = [subprocess.Popen([KB, "run"], stdout=subprocess.DEVNULL) for _ in range(2)]
     assert [run.wait(timeout=240) for run in runs] == [0, 0]
 
     ledger = assert_consistent(kb_env, anthropic)
+    counts = ledger.rows(
+        "SELECT (SELECT count(*) FROM videos) AS videos, "
+        "(SELECT count(*) FROM transcripts) AS transcripts, "
+        "(SELECT count(*) FROM analyses) AS analyses"
+    )
+    assert counts == [{"videos": 12, "transcripts": 12, "analyses": 12}]
     per_video = ledger.rows(
         "SELECT video_id, count(*) AS n FROM llm_calls WHERE provider = 'anthropic' GROUP BY 1"
     )
