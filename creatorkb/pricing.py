@@ -19,7 +19,7 @@ from creatorkb.errors import SettingsError
 from creatorkb.settings import CostOptions
 
 MONEY = Decimal("0.000000000001")  # the ledger's DECIMAL(20, 12)
-_NS_PER_HOUR = Decimal(3_600_000_000_000)
+_WATT_NS_PER_KWH = Decimal(1000 * 3_600_000_000_000)
 
 
 def price(usage: Usage, model: str, *, batch: bool = False) -> Decimal:
@@ -61,8 +61,11 @@ def call_costs(call: ModelCall, costs: CostOptions) -> CallCosts:
     if call.provider == "anthropic":
         billed = price(call.usage, call.model, batch=call.batch) if call.ok else Decimal(0)
         return CallCosts(billed, reference, Decimal(0), Decimal(0))
-    kwh = Decimal(call.busy_ns) * costs.gpu_watts / 1000 / _NS_PER_HOUR
-    return CallCosts(Decimal(0), reference, kwh, (kwh * costs.usd_per_kwh).quantize(MONEY))
+    # One division each, so the figures do not depend on the order of rounding.
+    watt_ns = Decimal(call.busy_ns) * costs.gpu_watts
+    kwh = watt_ns / _WATT_NS_PER_KWH
+    energy_usd = (watt_ns * costs.usd_per_kwh / _WATT_NS_PER_KWH).quantize(MONEY)
+    return CallCosts(Decimal(0), reference, kwh, energy_usd)
 
 
 def call_row(

@@ -317,8 +317,12 @@ def test_the_ledger_reconciles_exactly_with_what_the_servers_reported(
         "FROM llm_calls WHERE provider = 'ollama'"
     )
     durations = [reply["total_duration"] for reply in ollama.replies]
-    per_kwh = Decimal("0.25") * 300 / 1000 / Decimal(3_600_000_000_000)
-    expected_energy = sum((Decimal(ns) * per_kwh).quantize(Decimal("1e-12")) for ns in durations)
+    expected_energy = sum(
+        (Decimal(ns) * 300 * Decimal("0.25") / Decimal(3_600_000_000_000_000)).quantize(
+            Decimal("1e-12")
+        )
+        for ns in durations
+    )
     assert sum(row["energy_usd"] for row in local) == expected_energy
     assert {row["cost_usd"] for row in local} == {0}
     rate = {name: Decimal(value) / MTOK for name, value in SONNET_5.items()}
