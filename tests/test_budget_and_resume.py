@@ -48,7 +48,7 @@ def test_the_budget_holds_under_twenty_concurrent_requests(
         "WHERE provider = 'anthropic' AND status = 'ok'"
     )
     assert spent["usd"] <= budget
-    assert 1 <= spent["paid"] <= 5 < 20
+    assert 1 <= spent["paid"] <= 5  # the budget fits five of the twenty
     assert len(anthropic.calls) == spent["paid"]
     assert summary.routes["fallback_local"] == 20 - spent["paid"]
     over = ledger.rows(

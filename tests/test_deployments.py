@@ -3,7 +3,6 @@ the UI starts them (`run_deployment`), results checked through the API and in Du
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -125,7 +124,6 @@ def test_kb_up_serves_every_flow_on_schedule_and_runs_them_like_the_ui(
     assert routes == ["cloud_refine", "local_accept"]
     assert ledger.rows("SELECT week FROM weekly_reports") == [{"week": week}]
     assert (kb_env / "reports" / f"{week}.html").is_file()
-    assert os.environ.get("PREFECT_API_URL") is None
 
 
 def _served(api: str, expected: set[str]) -> list[dict[str, Any]] | None:
