@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from creatorkb.channels import parse_channel_ref, resolve_channel
+from creatorkb.channels import parse_channel_ref
 from creatorkb.errors import KBError
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.network import http_client
@@ -24,6 +24,7 @@ from creatorkb.roster import (
     merge,
     parse_import,
     save_roster,
+    with_channel_id,
 )
 from creatorkb.routing import Level
 from creatorkb.settings import KBSettings, YouTubeOptions
@@ -102,19 +103,8 @@ def _resolve(creators: list[Creator]) -> list[Creator]:
         return creators
     options = _youtube_options()
     proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
-    resolved = []
     with http_client(proxy) as client:
-        for creator in creators:
-            if creator.channel_id is None and creator.handle:
-                channel = _run(
-                    lambda c=creator: resolve_channel(parse_channel_ref(c.handle), client)
-                )
-                update: dict[str, object] = {"channel_id": channel.channel_id}
-                if creator.name == creator.handle and channel.title:
-                    update["name"] = channel.title
-                creator = creator.model_copy(update=update)
-            resolved.append(creator)
-    return resolved
+        return [_run(lambda c=creator: with_channel_id(c, client)) for creator in creators]
 
 
 @creators_app.command("add")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from creatorkb.channels import parse_channel_ref, validate_channel_id
+from creatorkb.channels import parse_channel_ref, resolve_channel, validate_channel_id
 from creatorkb.errors import RosterError
 
 
@@ -90,6 +92,24 @@ class Creator(BaseModel):
     def is_due(self, last_scanned_at: datetime | None, now: datetime) -> bool:
         """True when never scanned or the scan interval has passed."""
         return last_scanned_at is None or now - last_scanned_at >= self.scan_interval
+
+
+def with_channel_id(
+    creator: Creator, client: httpx.Client, known: Mapping[str, str] | None = None
+) -> Creator:
+    """The creator with its channel id, read from the page of its @handle or URL unless
+    `known` (handles resolved earlier) has it; named after the channel if it had no name of
+    its own. Raises ChannelNotResolved when the page names no channel."""
+    if creator.channel_id is not None or creator.handle is None:
+        return creator
+    cached = (known or {}).get(creator.handle)
+    if cached:
+        return creator.model_copy(update={"channel_id": cached})
+    channel = resolve_channel(parse_channel_ref(creator.handle), client)
+    update: dict[str, object] = {"channel_id": channel.channel_id}
+    if creator.name == creator.handle and channel.title:
+        update["name"] = channel.title
+    return creator.model_copy(update=update)
 
 
 def load_roster(path: Path) -> list[Creator]:

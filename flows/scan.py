@@ -23,12 +23,11 @@ from creatorkb.catalog import (
     roster_writes,
     scan_writes,
 )
-from creatorkb.channels import parse_channel_ref, resolve_channel
 from creatorkb.errors import KBError
 from creatorkb.feed import FeedRead, FeedReader, page_uploads
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.network import http_client
-from creatorkb.roster import Creator, load_roster
+from creatorkb.roster import Creator, load_roster, with_channel_id
 from creatorkb.settings import KBSettings, YouTubeOptions
 from flows.progress import RunProgress
 
@@ -42,18 +41,11 @@ def load_creators(
     creators, unresolved = [], {}
     with http_client(proxy) as client:
         for creator in load_roster(settings.creators):
-            if creator.channel_id is None and creator.handle:
-                try:
-                    channel_id = (
-                        known.get(creator.handle)
-                        or resolve_channel(parse_channel_ref(creator.handle), client).channel_id
-                    )
-                except KBError as error:
-                    get_run_logger().warning("Skipping %s: %s", creator.label, error)
-                    unresolved[creator.handle] = str(error)
-                    continue
-                creator = creator.model_copy(update={"channel_id": channel_id})
-            creators.append(creator)
+            try:
+                creators.append(with_channel_id(creator, client, known))
+            except KBError as error:
+                get_run_logger().warning("Skipping %s: %s", creator.label, error)
+                unresolved[creator.label] = str(error)
     ledger.write(*roster_writes(creators, datetime.now(UTC)))
     return creators, unresolved
 
