@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from cli.common import configured, console, kb_settings, run, youtube_options
 from creatorkb.channels import parse_channel_ref
-from creatorkb.errors import KBError
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.network import http_client
 from creatorkb.roster import (
@@ -27,7 +24,7 @@ from creatorkb.roster import (
     with_channel_id,
 )
 from creatorkb.routing import Level
-from creatorkb.settings import KBSettings, YouTubeOptions
+from creatorkb.settings import KBSettings
 
 if TYPE_CHECKING:  # the flows' modules load the model clients: only commands that run need them
     from creatorkb.analysis import AnalysisSummary
@@ -40,9 +37,6 @@ app = typer.Typer(
 )
 creators_app = typer.Typer(help="The creators roster.", no_args_is_help=True)
 app.add_typer(creators_app, name="creators")
-console = Console()
-T = TypeVar("T")
-
 EXAMPLE_ROSTER = """\
 # Creators to follow. priority: critical | high | medium | low
 # channel_id is 'UC' + 22 characters; or give handle: "@name" to have it resolved.
@@ -50,36 +44,11 @@ creators: []
 """
 
 
-def _settings() -> KBSettings:
-    return KBSettings()
-
-
-def _configured(load: Callable[[bool], T]) -> T:
-    """Settings from the saved block when a Prefect API is configured, else the environment:
-    commands that run no flow do not start a temporary Prefect server just to look."""
-    return _run(lambda: load(bool(os.environ.get("PREFECT_API_URL"))))
-
-
-def _youtube_options() -> YouTubeOptions:
-    from blocks.youtube import load_youtube_options
-
-    return _configured(load_youtube_options)
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Run an action; a KBError becomes a one-line message and exit status 1."""
-    try:
-        return action()
-    except KBError as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(1) from None
-
-
 @app.command()
 def init() -> None:
     """Create the ledger (or migrate it) and an example roster file if there is none."""
-    settings = _settings()
-    ledger = _run(lambda: open_ledger(settings.ledger, settings.ledger_wait_seconds))
+    settings = kb_settings()
+    ledger = run(lambda: open_ledger(settings.ledger, settings.ledger_wait_seconds))
     console.print(f"ledger  {ledger.path}  (schema version {ledger.schema_version()})")
     if settings.creators.exists():
         console.print(f"roster  {settings.creators}  (exists, {len(_roster(settings))} creators)")
@@ -93,7 +62,7 @@ def init() -> None:
 def _roster(settings: KBSettings) -> list[Creator]:
     if not settings.creators.exists():
         return []
-    return _run(lambda: load_roster(settings.creators))
+    return run(lambda: load_roster(settings.creators))
 
 
 def _resolve(creators: list[Creator]) -> list[Creator]:
@@ -101,10 +70,10 @@ def _resolve(creators: list[Creator]) -> list[Creator]:
     unresolved = [creator for creator in creators if creator.channel_id is None]
     if not unresolved:
         return creators
-    options = _youtube_options()
+    options = youtube_options()
     proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
     with http_client(proxy) as client:
-        return [_run(lambda c=creator: with_channel_id(c, client)) for creator in creators]
+        return [run(lambda c=creator: with_channel_id(c, client)) for creator in creators]
 
 
 @creators_app.command("add")
@@ -119,9 +88,9 @@ def creators_add(
     ] = None,
 ) -> None:
     """Add a creator to the roster (or update one already there)."""
-    settings = _settings()
-    ref = _run(lambda: parse_channel_ref(channel))
-    creator = _run(
+    settings = kb_settings()
+    ref = run(lambda: parse_channel_ref(channel))
+    creator = run(
         lambda: Creator(
             channel_id=ref.channel_id,
             handle=None if ref.channel_id else channel.strip(),
@@ -142,8 +111,8 @@ def creators_import(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML roster or CSV.")],
 ) -> None:
     """Merge creators from a roster YAML or a CSV (columns: channel, name, priority)."""
-    settings = _settings()
-    incoming = _run(lambda: parse_import(path.read_text(encoding="utf-8"), str(path)))
+    settings = kb_settings()
+    incoming = run(lambda: parse_import(path.read_text(encoding="utf-8"), str(path)))
     roster, added, updated = merge(_roster(settings), _resolve(incoming))
     save_roster(settings.creators, roster)
     console.print(
@@ -154,7 +123,7 @@ def creators_import(
 @creators_app.command("list")
 def creators_list() -> None:
     """The roster, with when each creator was last scanned and is next due."""
-    settings = _settings()
+    settings = kb_settings()
     roster = _roster(settings)
     scanned = _scan_state(settings)
     table = Table("name", "channel", "priority", "every (days)", "last scanned", "videos", "due")
@@ -178,7 +147,7 @@ def _scan_state(settings: KBSettings) -> dict[str, tuple[datetime | None, int]]:
     if not settings.ledger.exists():
         return {}
     ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
-    rows = _run(
+    rows = run(
         lambda: ledger.rows(
             "SELECT c.channel_id, c.last_scanned_at, count(v.video_id) AS videos "
             "FROM creators c LEFT JOIN videos v USING (channel_id) GROUP BY ALL"
@@ -197,7 +166,7 @@ def scan(
     """Read the feeds of creators due for a scan and record new videos."""
     from flows.scan import scan_creators
 
-    _print_scan(_run(lambda: scan_creators(channel_ids=channel or None, force=force)))
+    _print_scan(run(lambda: scan_creators(channel_ids=channel or None, force=force)))
 
 
 @app.command()
@@ -210,7 +179,7 @@ def fetch(
     """Fetch transcripts of discovered videos."""
     from flows.fetch import fetch_transcripts
 
-    _print_fetch(_run(lambda: fetch_transcripts(limit=limit, languages=language or None)))
+    _print_fetch(run(lambda: fetch_transcripts(limit=limit, languages=language or None)))
 
 
 @app.command()
@@ -226,7 +195,7 @@ def analyze(
     """Analyse transcribed videos: local draft, confidence check, cloud refine."""
     from flows.analyze import analyze_videos
 
-    _print_analysis(_run(lambda: analyze_videos(limit=limit, video_ids=video or None, force=force)))
+    _print_analysis(run(lambda: analyze_videos(limit=limit, video_ids=video or None, force=force)))
 
 
 @app.command("run")
@@ -238,7 +207,7 @@ def run_pipeline(
     """The pipeline: scan creators, fetch transcripts, analyse them."""
     from flows.pipeline import pipeline
 
-    summary = _run(
+    summary = run(
         lambda: pipeline(
             force_scan=force_scan, fetch_limit=fetch_limit, analyze_limit=analyze_limit
         )
@@ -260,7 +229,7 @@ def prompt(
     """One routed generation (the route-prompt flow); prints the answer."""
     from flows.route_prompt import route_prompt
 
-    result = _run(
+    result = run(
         lambda: route_prompt(text, level=level, prefer_local=prefer_local, force_cloud=force_cloud)
     )
     console.print(result.text, markup=False, highlight=False)
@@ -283,7 +252,7 @@ def consensus_command(
         raise typer.Exit(2)
     from flows.consensus import consensus
 
-    result = _run(lambda: consensus(prompt=prompt, video_id=video, models=model or None))
+    result = run(lambda: consensus(prompt=prompt, video_id=video, models=model or None))
     console.print(result.answer, markup=False, highlight=False)
     agreement = f"{result.agreement:.2f}" if result.agreement is not None else "n/a"
     console.print(f"[dim]{result.route}, agreement {agreement}, cloud ${result.cost_usd}[/]")
@@ -350,10 +319,10 @@ def report(
     from flows.report import weekly_cost_report
 
     if week is not None:
-        _run(lambda: IsoWeek.parse(week))  # a clear error before any flow starts
-    result = _run(lambda: weekly_cost_report(week=week))
+        run(lambda: IsoWeek.parse(week))  # a clear error before any flow starts
+    result = run(lambda: weekly_cost_report(week=week))
     console.print(Markdown(result.to_markdown()))
-    settings = _settings()
+    settings = kb_settings()
     console.print(f"[dim]HTML: {(settings.reports / f'{result.week}.html').resolve()}[/]")
 
 
@@ -378,12 +347,12 @@ def doctor() -> None:
     from cli.doctor import Configuration, run_checks
 
     config = Configuration(
-        settings=_settings(),
-        youtube=_youtube_options(),
-        ollama=_configured(load_ollama_options),
-        anthropic=_configured(load_anthropic_options),
-        policy=_configured(load_policy),
-        costs=_configured(load_costs),
+        settings=kb_settings(),
+        youtube=youtube_options(),
+        ollama=configured(load_ollama_options),
+        anthropic=configured(load_anthropic_options),
+        policy=configured(load_policy),
+        costs=configured(load_costs),
     )
     raise typer.Exit(run_checks(console, config))
 
