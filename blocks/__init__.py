@@ -1,72 +1,56 @@
-"""Prefect blocks: the settings an operator edits in the UI, each with an environment fallback."""
+"""Prefect blocks: the settings an operator edits in the UI, each with an environment fallback.
+
+`load_options(YouTubeOptions)` is how every flow reads its settings: the block saved under
+the name `default` when there is one, else the environment (creatorkb.configuration).
+"""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from prefect.blocks.core import Block
-from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel
 
-from creatorkb.errors import SettingsError
+from creatorkb.configuration import from_environment
+
+if TYPE_CHECKING:
+    from prefect.blocks.core import Block
 
 BLOCK_NAME = "default"  # every block kb reads is saved under this document name
 Options = TypeVar("Options", bound=BaseModel)
 
 
-def load_options(
-    block_type: type[Block],
-    options_type: type[Options],
-    env_type: type[BaseSettings],
-    use_blocks: bool = True,
-) -> Options:
+def block_types() -> dict[type[BaseModel], type[Block]]:
+    """kb's block type for each settings object."""
+    from blocks.models import AnthropicCredentials, OllamaServer
+    from blocks.policy import CostModel, RoutingPolicyBlock
+    from blocks.youtube import YouTubeSettings
+    from creatorkb.routing import RoutingPolicy
+    from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions, YouTubeOptions
+
+    return {
+        YouTubeOptions: YouTubeSettings,
+        OllamaOptions: OllamaServer,
+        AnthropicOptions: AnthropicCredentials,
+        RoutingPolicy: RoutingPolicyBlock,
+        CostOptions: CostModel,
+    }
+
+
+def load_options(options_type: type[Options], use_blocks: bool = True) -> Options:
     """The saved block `<slug>/default` when there is one (and `use_blocks`), else the
     environment. Invalid environment values raise a SettingsError naming the variable."""
-    fields = set(options_type.model_fields)
     if use_blocks:
         try:
-            block = block_type.load(BLOCK_NAME)
+            block = block_types()[options_type].load(BLOCK_NAME)
         except ValueError:
             pass
         else:
+            fields = set(options_type.model_fields)
             return options_type.model_validate(block.model_dump(include=fields))
-    try:
-        settings = env_type()
-    except ValidationError as error:
-        raise SettingsError(_explain(error, env_type)) from None
-    return options_type.model_validate(settings.model_dump(include=fields))
-
-
-def _explain(error: ValidationError, env_type: type[BaseSettings]) -> str:
-    prefix = str(env_type.model_config.get("env_prefix", ""))
-    problems = []
-    for problem in error.errors():
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        alias = (
-            env_type.model_fields[field].validation_alias
-            if field in env_type.model_fields
-            else None
-        )
-        name = alias if isinstance(alias, str) else f"{prefix}{field}".upper()
-        secret = field in env_type.model_fields and "Secret" in str(
-            env_type.model_fields[field].annotation
-        )
-        shown = "(secret)" if secret else repr(problem.get("input"))
-        problems.append(f"{name}={shown}: {problem['msg']}")
-    return "invalid setting: " + "; ".join(problems)
+    return from_environment(options_type)
 
 
 def register_block_types() -> None:
     """Make kb's block types known to the Prefect server, so the UI offers their forms."""
-    from blocks.models import AnthropicCredentials, OllamaServer
-    from blocks.policy import CostModel, RoutingPolicyBlock
-    from blocks.youtube import YouTubeSettings
-
-    for block_type in (
-        YouTubeSettings,
-        OllamaServer,
-        AnthropicCredentials,
-        RoutingPolicyBlock,
-        CostModel,
-    ):
+    for block_type in block_types().values():
         block_type.register_type_and_schema()

@@ -6,11 +6,8 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
-from blocks import load_options
 from creatorkb.settings import (
-    AnthropicEnvSettings,
     AnthropicOptions,
-    OllamaEnvSettings,
     OllamaOptions,
 )
 
@@ -34,11 +31,3 @@ class AnthropicCredentials(Block, AnthropicOptions):
     _description: ClassVar[str] = (
         "The Anthropic API key (stored as a secret), the model, retries and concurrency."
     )
-
-
-def load_ollama_options(use_blocks: bool = True) -> OllamaOptions:
-    return load_options(OllamaServer, OllamaOptions, OllamaEnvSettings, use_blocks)
-
-
-def load_anthropic_options(use_blocks: bool = True) -> AnthropicOptions:
-    return load_options(AnthropicCredentials, AnthropicOptions, AnthropicEnvSettings, use_blocks)

@@ -6,9 +6,8 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
-from blocks import load_options
-from creatorkb.routing import RoutingPolicy, RoutingPolicyEnvSettings
-from creatorkb.settings import CostEnvSettings, CostOptions
+from creatorkb.routing import RoutingPolicy
+from creatorkb.settings import CostOptions
 
 
 class RoutingPolicyBlock(Block, RoutingPolicy):
@@ -32,11 +31,3 @@ class CostModel(Block, CostOptions):
         "The cloud model savings are measured against, the GPU's price, amortisation months "
         "and power draw, the electricity price and the reporting timezone."
     )
-
-
-def load_policy(use_blocks: bool = True) -> RoutingPolicy:
-    return load_options(RoutingPolicyBlock, RoutingPolicy, RoutingPolicyEnvSettings, use_blocks)
-
-
-def load_costs(use_blocks: bool = True) -> CostOptions:
-    return load_options(CostModel, CostOptions, CostEnvSettings, use_blocks)

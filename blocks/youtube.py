@@ -6,8 +6,7 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
-from blocks import load_options
-from creatorkb.settings import YouTubeEnvSettings, YouTubeOptions
+from creatorkb.settings import YouTubeOptions
 
 
 class YouTubeSettings(Block, YouTubeOptions):
@@ -19,8 +18,3 @@ class YouTubeSettings(Block, YouTubeOptions):
         "Transcript languages, the pause between requests, proxy, circuit breaker and the "
         "optional YouTube Data API key used to fill feed gaps."
     )
-
-
-def load_youtube_options(use_blocks: bool = True) -> YouTubeOptions:
-    """The saved block when there is one, else KB_YOUTUBE_* environment variables."""
-    return load_options(YouTubeSettings, YouTubeOptions, YouTubeEnvSettings, use_blocks)

@@ -1,18 +1,22 @@
-"""What every `kb` command shares: the console, settings, and one-line errors."""
+"""What every `kb` command shares: the console, settings, the Prefect API, one-line errors."""
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 
+from cli import prefect_api
+from creatorkb.configuration import Options, from_environment
 from creatorkb.errors import KBError
-from creatorkb.settings import KBSettings, YouTubeOptions
+from creatorkb.settings import KBSettings
 
 console = Console()
+notices = Console(stderr=True, style="dim", highlight=False)  # what kb tells about itself
 T = TypeVar("T")
 
 
@@ -26,6 +30,8 @@ def run(action: Callable[[], T]) -> T:
         return action()
     except KBError as error:
         fail(str(error))
+    except httpx.TransportError as error:  # e.g. the Prefect server went away mid-command
+        fail(f"lost a connection: {type(error).__name__}: {error}")
 
 
 def fail(message: str) -> typer.Exit:
@@ -34,13 +40,29 @@ def fail(message: str) -> typer.Exit:
     raise typer.Exit(1)
 
 
-def configured(load: Callable[[bool], T]) -> T:
-    """Settings from the saved block when a Prefect API is configured, else the environment:
-    commands that run no flow do not start a temporary Prefect server just to look."""
-    return run(lambda: load(bool(os.environ.get("PREFECT_API_URL"))))
+@functools.cache
+def prefect_server() -> prefect_api.PrefectApi:
+    """The Prefect API this command talks to, if any (nothing is started to find out)."""
+    return run(prefect_api.discover)
 
 
-def youtube_options() -> YouTubeOptions:
-    from blocks.youtube import load_youtube_options
+def flow_server() -> prefect_api.PrefectApi:
+    """The Prefect API a flow-running command uses (a temporary one when none runs); says
+    which on stderr."""
+    api = prefect_server()
+    if api.source == "temporary":
+        run(lambda: prefect_api.start_temporary_server(prefect_api.project_home()))
+    notices.print(api.describe())
+    return api
 
-    return configured(load_youtube_options)
+
+def configured(options_type: type[Options], use_blocks: bool | None = None) -> Options:
+    """Settings from the saved block when a Prefect API runs, else the environment: commands
+    that run no flow do not start a temporary Prefect server (or import Prefect) to look."""
+    if use_blocks is None:
+        use_blocks = prefect_server().url is not None
+    if not use_blocks:
+        return run(lambda: from_environment(options_type))
+    from blocks import load_options
+
+    return run(lambda: load_options(options_type))

@@ -12,6 +12,7 @@ import anthropic
 from rich.console import Console
 from rich.table import Table
 
+from cli.prefect_api import PrefectApi
 from creatorkb.budget import Budget
 from creatorkb.calls import LocalUnavailable
 from creatorkb.cloud_model import CloudModel, deprecation_notice
@@ -56,7 +57,7 @@ class Configuration:
     costs: CostOptions
 
 
-def run_checks(console: Console, config: Configuration) -> int:
+def run_checks(console: Console, config: Configuration, prefect: Check) -> int:
     """Print every check; return 1 if any failed."""
     checks = [
         check_ledger(config.settings),
@@ -65,7 +66,7 @@ def run_checks(console: Console, config: Configuration) -> int:
         *check_ollama(config.ollama),
         *check_anthropic(config.anthropic, config.costs),
         check_budget(config.settings, config.policy, config.costs),
-        check_prefect(),
+        prefect,
     ]
     table = Table("", "check", "detail")
     marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
@@ -195,11 +196,12 @@ def check_budget(settings: KBSettings, policy: RoutingPolicy, costs: CostOptions
     return Check("budget", "ok" if status.left_usd > 0 else "warn", detail)
 
 
-def check_prefect() -> Check:
-    url = os.environ.get("PREFECT_API_URL")
-    if url:
-        return Check("prefect", "ok", f"API {url}")
-    return Check("prefect", "ok", "no PREFECT_API_URL: each run starts a temporary local API")
+def prefect_check(api: PrefectApi | None, problem: str | None) -> Check:
+    """Which Prefect API flow commands would use; FAIL when the configured one is down."""
+    if api is None:
+        return Check("prefect", "fail", problem or "the Prefect API is not answering")
+    detail = api.describe().removeprefix("Prefect: ")
+    return Check("prefect", "ok", detail)
 
 
 def _first_channel(settings: KBSettings) -> str | None:

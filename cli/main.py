@@ -10,21 +10,31 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from cli.common import configured, console, kb_settings, run, youtube_options
-from creatorkb.channels import parse_channel_ref
+from cli import prefect_api
+from cli.common import configured, console, flow_server, kb_settings, run
+from creatorkb.channels import ChannelRef, ResolvedChannel, parse_channel_ref, resolve_channel
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.network import http_client
 from creatorkb.roster import (
     Creator,
+    CreatorEdit,
     Priority,
+    add_or_update,
+    find_creator,
     load_roster,
     merge,
     parse_import,
     save_roster,
     with_channel_id,
 )
-from creatorkb.routing import Level
-from creatorkb.settings import KBSettings
+from creatorkb.routing import Level, RoutingPolicy
+from creatorkb.settings import (
+    AnthropicOptions,
+    CostOptions,
+    KBSettings,
+    OllamaOptions,
+    YouTubeOptions,
+)
 
 if TYPE_CHECKING:  # the flows' modules load the model clients: only commands that run need them
     from creatorkb.analysis import AnalysisSummary
@@ -37,6 +47,13 @@ app = typer.Typer(
 )
 creators_app = typer.Typer(help="The creators roster.", no_args_is_help=True)
 app.add_typer(creators_app, name="creators")
+
+
+@app.callback()
+def _prepare() -> None:
+    prefect_api.prepare_environment()
+
+
 EXAMPLE_ROSTER = """\
 # Creators to follow. priority: critical | high | medium | low
 # channel_id is 'UC' + 22 characters; or give handle: "@name" to have it resolved.
@@ -70,7 +87,7 @@ def _resolve(creators: list[Creator]) -> list[Creator]:
     unresolved = [creator for creator in creators if creator.channel_id is None]
     if not unresolved:
         return creators
-    options = youtube_options()
+    options = configured(YouTubeOptions)
     proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
     with http_client(proxy) as client:
         return [run(lambda c=creator: with_channel_id(c, client)) for creator in creators]
@@ -79,31 +96,56 @@ def _resolve(creators: list[Creator]) -> list[Creator]:
 @creators_app.command("add")
 def creators_add(
     channel: Annotated[str, typer.Argument(help="Channel id (UC...), @handle or channel URL.")],
-    name: Annotated[str | None, typer.Option(help="Display name (default: from YouTube).")] = None,
-    priority: Annotated[Priority, typer.Option(help="Sets scan interval and routing.")] = (
-        Priority.medium
-    ),
+    name: Annotated[
+        str | None, typer.Option(help="Display name (new creators: from YouTube).")
+    ] = None,
+    priority: Annotated[
+        Priority | None,
+        typer.Option(help="Sets scan interval and routing (new creators: medium)."),
+    ] = None,
     interval_days: Annotated[
         float | None, typer.Option(min=0.01, help="Scan interval override, in days.")
     ] = None,
 ) -> None:
-    """Add a creator to the roster (or update one already there)."""
+    """Add a creator to the roster, or change the given fields of one already there."""
     settings = kb_settings()
     ref = run(lambda: parse_channel_ref(channel))
-    creator = run(
-        lambda: Creator(
-            channel_id=ref.channel_id,
-            handle=None if ref.channel_id else channel.strip(),
-            name=name or channel.strip(),
-            priority=priority,
-            scan_interval_days=interval_days,
-        )
-    )
-    [creator] = _resolve([creator])
-    roster, added, _ = merge(_roster(settings), [creator])
+    handle = None if ref.channel_id else channel.strip()
+    edit = CreatorEdit(name, priority, interval_days)
+    roster = _roster(settings)
+    position = find_creator(roster, ref.channel_id, handle)
+    new = None
+    if position is None:
+        found = _channel_page(ref, title=name is None)
+        position = find_creator(roster, found.channel_id, None)
+        if position is None:
+            new = run(
+                lambda: Creator(
+                    channel_id=found.channel_id,
+                    handle=handle,
+                    name=name or found.title or found.channel_id,
+                    priority=priority or Priority.medium,
+                    scan_interval_days=interval_days,
+                )
+            )
+    roster, creator, changed = run(lambda: add_or_update(roster, position, new, edit))
     save_roster(settings.creators, roster)
-    verb = "added" if added else "updated"
-    console.print(f"{verb} {creator.label}, priority {creator.priority}, to {settings.creators}")
+    if new is not None:
+        console.print(f"added {creator.label}, priority {creator.priority}, to {settings.creators}")
+    elif changed:
+        console.print(f"updated {creator.label}: {'; '.join(changed)}")
+    else:
+        console.print(f"{creator.label} already has these settings; nothing changed")
+
+
+def _channel_page(ref: ChannelRef, *, title: bool) -> ResolvedChannel:
+    """The channel's id and, when wanted, its title, read from its YouTube page."""
+    if ref.channel_id and not title:
+        return ResolvedChannel(ref.channel_id)  # nothing to look up
+    options = configured(YouTubeOptions)
+    proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
+    with http_client(proxy) as client:
+        return run(lambda: resolve_channel(ref, client, title=title))
 
 
 @creators_app.command("import")
@@ -164,6 +206,7 @@ def scan(
     force: Annotated[bool, typer.Option(help="Scan even creators that are not due.")] = False,
 ) -> None:
     """Read the feeds of creators due for a scan and record new videos."""
+    flow_server()
     from flows.scan import scan_creators
 
     _print_scan(run(lambda: scan_creators(channel_ids=channel or None, force=force)))
@@ -177,6 +220,7 @@ def fetch(
     ] = None,
 ) -> None:
     """Fetch transcripts of discovered videos."""
+    flow_server()
     from flows.fetch import fetch_transcripts
 
     _print_fetch(run(lambda: fetch_transcripts(limit=limit, languages=language or None)))
@@ -193,6 +237,7 @@ def analyze(
     ] = False,
 ) -> None:
     """Analyse transcribed videos: local draft, confidence check, cloud refine."""
+    flow_server()
     from flows.analyze import analyze_videos
 
     _print_analysis(run(lambda: analyze_videos(limit=limit, video_ids=video or None, force=force)))
@@ -205,6 +250,7 @@ def run_pipeline(
     analyze_limit: Annotated[int, typer.Option(min=1, help="Most videos to analyse.")] = 200,
 ) -> None:
     """The pipeline: scan creators, fetch transcripts, analyse them."""
+    flow_server()
     from flows.pipeline import pipeline
 
     summary = run(
@@ -227,6 +273,7 @@ def prompt(
     force_cloud: Annotated[bool, typer.Option(help="Send it to Claude.")] = False,
 ) -> None:
     """One routed generation (the route-prompt flow); prints the answer."""
+    flow_server()
     from flows.route_prompt import route_prompt
 
     result = run(
@@ -250,6 +297,7 @@ def consensus_command(
     if (prompt is None) == (video is None):
         console.print("[bold red]error:[/] give exactly one of --prompt or --video")
         raise typer.Exit(2)
+    flow_server()
     from flows.consensus import consensus
 
     result = run(lambda: consensus(prompt=prompt, video_id=video, models=model or None))
@@ -316,10 +364,12 @@ def report(
 ) -> None:
     """The weekly cost report: a markdown summary here, HTML under reports/, a ledger row."""
     from creatorkb.report import IsoWeek
-    from flows.report import weekly_cost_report
 
     if week is not None:
         run(lambda: IsoWeek.parse(week))  # a clear error before any flow starts
+    flow_server()
+    from flows.report import weekly_cost_report
+
     result = run(lambda: weekly_cost_report(week=week))
     console.print(Markdown(result.to_markdown()))
     settings = kb_settings()
@@ -336,25 +386,30 @@ def up(
     """Start a Prefect server with its UI and serve every deployment on its schedule."""
     from cli.up import run_up
 
-    raise typer.Exit(run_up(console, host, port, Path.cwd() / ".prefect"))
+    raise typer.Exit(run_up(console, host, port, prefect_api.project_home()))
 
 
 @app.command()
 def doctor() -> None:
-    """What is configured and reachable: ledger, roster, YouTube."""
-    from blocks.models import load_anthropic_options, load_ollama_options
-    from blocks.policy import load_costs, load_policy
-    from cli.doctor import Configuration, run_checks
+    """What is configured and reachable: ledger, roster, YouTube, models, budget, Prefect."""
+    from cli.doctor import Configuration, prefect_check, run_checks
 
+    try:
+        api: prefect_api.PrefectApi | None = prefect_api.discover()
+    except prefect_api.PrefectUnavailable as error:
+        api, problem = None, str(error)
+    else:
+        problem = None
+    use_blocks = api is not None and api.url is not None  # else the environment's settings
     config = Configuration(
         settings=kb_settings(),
-        youtube=youtube_options(),
-        ollama=configured(load_ollama_options),
-        anthropic=configured(load_anthropic_options),
-        policy=configured(load_policy),
-        costs=configured(load_costs),
+        youtube=configured(YouTubeOptions, use_blocks),
+        ollama=configured(OllamaOptions, use_blocks),
+        anthropic=configured(AnthropicOptions, use_blocks),
+        policy=configured(RoutingPolicy, use_blocks),
+        costs=configured(CostOptions, use_blocks),
     )
-    raise typer.Exit(run_checks(console, config))
+    raise typer.Exit(run_checks(console, config, prefect_check(api, problem)))
 
 
 if __name__ == "__main__":

@@ -77,11 +77,14 @@ class ResolvedChannel:
     title: str | None = None
 
 
-def resolve_channel(ref: ChannelRef, client: httpx.Client) -> ResolvedChannel:
-    """The channel behind a reference, read from the channel page when needed."""
-    if ref.channel_id:
+def resolve_channel(
+    ref: ChannelRef, client: httpx.Client, *, title: bool = False
+) -> ResolvedChannel:
+    """The channel behind a reference, read from the channel page when needed (always when
+    its `title` is wanted)."""
+    if ref.channel_id and not title:
         return ResolvedChannel(ref.channel_id)
-    url = f"https://www.youtube.com{ref.page_path}"
+    url = f"https://www.youtube.com{ref.page_path or f'/channel/{ref.channel_id}'}"
     try:
         response = client.get(url, headers={"Accept-Language": "en-US"}, follow_redirects=True)
     except httpx.HTTPError as error:

@@ -193,7 +193,8 @@ class _Keeper:
         self._cool_until: dict[Path, float] = {}
         self._mutex = threading.Lock()
         self._reaper: threading.Thread | None = None
-        atexit.register(self.release_all)
+        self._exiting = threading.Event()
+        atexit.register(self._at_exit)
 
     @contextmanager
     def using(
@@ -242,9 +243,16 @@ class _Keeper:
         for path in list(self._anchors):
             self.release(path)
 
+    def _at_exit(self) -> None:
+        # The reaper may be closing a file (DuckDB checkpoints then): let it finish first, or
+        # the process can abort while DuckDB's threads are torn down under it.
+        self._exiting.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=30)
+        self.release_all()
+
     def _reap(self) -> None:
-        while True:
-            time.sleep(0.1)
+        while not self._exiting.wait(0.1):
             now = time.monotonic()
             with self._mutex:
                 expired = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -218,6 +219,49 @@ def merge(existing: list[Creator], incoming: list[Creator]) -> tuple[list[Creato
             merged.append(creator)
             added += 1
     return merged, added, updated
+
+
+@dataclass(frozen=True)
+class CreatorEdit:
+    """What `kb creators add` was asked to set; None leaves a field as it is."""
+
+    name: str | None = None
+    priority: Priority | None = None
+    scan_interval_days: float | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {field: value for field, value in asdict(self).items() if value is not None}
+
+
+def find_creator(roster: list[Creator], channel_id: str | None, handle: str | None) -> int | None:
+    """Position of the roster entry with this channel id or handle, if there is one."""
+    for index, creator in enumerate(roster):
+        if channel_id and creator.channel_id == channel_id:
+            return index
+        if handle and creator.handle and creator.handle.casefold() == handle.casefold():
+            return index
+    return None
+
+
+def add_or_update(
+    roster: list[Creator], position: int | None, new: Creator | None, edit: CreatorEdit
+) -> tuple[list[Creator], Creator, list[str]]:
+    """The roster with the entry at `position` edited (only the fields `edit` gives), or
+    with `new` appended; returns the entry and what changed ("priority: medium -> high")."""
+    roster = list(roster)
+    if position is None:
+        assert new is not None
+        roster.append(new)
+        return roster, new, []
+    before = roster[position]
+    after = Creator.model_validate({**before.model_dump(), **edit.changes()})
+    roster[position] = after
+    changed = [
+        f"{field}: {getattr(before, field)} -> {getattr(after, field)}"
+        for field in edit.changes()
+        if getattr(before, field) != getattr(after, field)
+    ]
+    return roster, after, changed
 
 
 def parse_import(text: str, source: str) -> list[Creator]:

@@ -17,8 +17,8 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron, Interval, Schedule
 
-from blocks import register_block_types
-from blocks.policy import load_costs
+from blocks import load_options, register_block_types
+from creatorkb.settings import CostOptions
 
 PROJECT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = PROJECT / "prefect.yaml"
@@ -69,8 +69,10 @@ def build(spec: DeploymentSpec, timezone: str) -> RunnerDeployment:
 
 def main() -> None:
     register_block_types()
-    timezone = load_costs().timezone
-    serve(*(build(spec, timezone) for spec in read_specs()))
+    timezone = load_options(CostOptions).timezone
+    # `kb up` prints what is served and how to reach it; Prefect's own banner would suggest
+    # writing the global profile.
+    serve(*(build(spec, timezone) for spec in read_specs()), print_starting_message=False)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from pydantic import Field
 
-from blocks.youtube import load_youtube_options
+from blocks import load_options
 from creatorkb.catalog import FetchSummary, VideoToFetch, transcript_writes, videos_to_fetch
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.settings import KBSettings, YouTubeOptions
@@ -40,7 +40,7 @@ def fetch_transcripts(
     languages: list[str] | None = None,
 ) -> FetchSummary:
     """Fetch transcripts of discovered videos (and of blocked ones whose retry time came)."""
-    settings, options = KBSettings(), load_youtube_options()
+    settings, options = KBSettings(), load_options(YouTubeOptions)
     if languages:
         options = options.model_copy(update={"languages": languages})
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from prefect import get_run_logger
 
-from blocks.models import load_anthropic_options, load_ollama_options
-from blocks.policy import load_costs, load_policy
+from blocks import load_options
 from creatorkb.analysis import Analyzer
 from creatorkb.budget import Budget
 from creatorkb.calls import LocalUnavailable
@@ -17,7 +16,7 @@ from creatorkb.local_model import LocalModel
 from creatorkb.pricing import check_priced
 from creatorkb.prompting import PromptRouter
 from creatorkb.routing import RoutingPolicy
-from creatorkb.settings import CostOptions, OllamaOptions
+from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions
 from creatorkb.spending import BudgetedCloud
 
 
@@ -34,8 +33,8 @@ def connect(ledger: Ledger, flow_run_id: str | None) -> Backends:
     """Both backends, checked: a misconfiguration (unknown model, no price) fails the run at
     once; a backend that is merely down is routed around."""
     logger = get_run_logger()
-    ollama, anthropic = load_ollama_options(), load_anthropic_options()
-    policy, costs = load_policy(), load_costs()
+    ollama, anthropic = load_options(OllamaOptions), load_options(AnthropicOptions)
+    policy, costs = load_options(RoutingPolicy), load_options(CostOptions)
     check_priced(costs.reference_model)
     check_priced(anthropic.model)
     local = LocalModel(ollama)

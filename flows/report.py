@@ -12,10 +12,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from pydantic import Field
 
-from blocks.policy import load_costs, load_policy
+from blocks import load_options
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.report import IsoWeek, WeeklyReport, weekly_report
 from creatorkb.report_html import render_html
+from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import CostOptions, KBSettings
 
 
@@ -47,7 +48,7 @@ def weekly_cost_report(
     week: Annotated[str | None, Field(pattern=r"^\d{4}-W\d{2}$")] = None,
 ) -> WeeklyReport:
     """The report for ISO `week` (e.g. 2026-W47); by default the last complete week."""
-    settings, costs, policy = KBSettings(), load_costs(), load_policy()
+    settings, costs, policy = KBSettings(), load_options(CostOptions), load_options(RoutingPolicy)
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     chosen = (
         IsoWeek.parse(week, timezone=costs.timezone)

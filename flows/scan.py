@@ -10,7 +10,7 @@ from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from blocks.youtube import load_youtube_options
+from blocks import load_options
 from creatorkb.catalog import (
     CreatorState,
     ScanResult,
@@ -83,7 +83,7 @@ def record_scans(ledger: Ledger, results: list[ScanResult], flow_run_id: str | N
 @flow(name="scan-creators", task_runner=ThreadPoolTaskRunner(max_workers=64))
 def scan_creators(channel_ids: list[str] | None = None, force: bool = False) -> ScanSummary:
     """Read the feeds of the creators due for a scan (or of `channel_ids`); record new videos."""
-    settings, options = KBSettings(), load_youtube_options()
+    settings, options = KBSettings(), load_options(YouTubeOptions)
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
     creators, unresolved = load_creators(settings, ledger, proxy)

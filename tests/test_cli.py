@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from creatorkb.ledger import Ledger
 from tests.analysts import by_title, fabricated
@@ -200,3 +201,27 @@ def test_doctor_reports_a_bad_key_and_a_missing_model(
     assert "the API key was rejected (401)" in doctor
     assert "has no model 'llama9'; it has: llama3.2:latest, mistral:latest, qwen2.5:7b" in doctor
     assert "deprecated and reaches end of life on November 30th, 2026" in doctor
+
+
+def test_creators_add_changes_only_what_it_is_given(kb_env: Path, youtube: FakeYouTube) -> None:
+    youtube.add_channel(ALICE, "Node Garden")
+    youtube.add_channel(BOB, "Bob Renders")
+    run_kb("init")
+
+    added = run_kb("creators", "add", ALICE, "--priority", "critical").stdout
+    assert "added Node Garden (" in added  # a new creator's name comes from YouTube
+    renamed = run_kb("creators", "add", ALICE, "--name", "The Node Garden").stdout
+    assert "name: Node Garden -> The Node Garden" in renamed
+    assert "priority" not in renamed  # not demoted to the default
+    promoted = run_kb("creators", "add", ALICE, "--priority", "high").stdout
+    assert "priority: critical -> high" in promoted
+    assert "nothing changed" in run_kb("creators", "add", ALICE, "--priority", "high").stdout
+    by_url = run_kb("creators", "add", f"https://www.youtube.com/channel/{BOB}").stdout
+    assert "added Bob Renders (" in by_url
+
+    roster = {
+        c["channel_id"]: c
+        for c in yaml.safe_load((kb_env / "creators.yaml").read_text())["creators"]
+    }
+    assert roster[ALICE]["name"] == "The Node Garden" and roster[ALICE]["priority"] == "high"
+    assert roster[BOB]["name"] == "Bob Renders" and roster[BOB]["priority"] == "medium"

@@ -1,0 +1,65 @@
+"""Every settings object kb reads, and the environment variables behind each.
+
+A saved Prefect block, when there is one, wins over the environment (`blocks.load_options`);
+this module is the environment side, importable without Prefect.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings
+
+from creatorkb.errors import SettingsError
+from creatorkb.routing import RoutingPolicy, RoutingPolicyEnvSettings
+from creatorkb.settings import (
+    AnthropicEnvSettings,
+    AnthropicOptions,
+    CostEnvSettings,
+    CostOptions,
+    OllamaEnvSettings,
+    OllamaOptions,
+    YouTubeEnvSettings,
+    YouTubeOptions,
+)
+
+Options = TypeVar("Options", bound=BaseModel)
+
+ENVIRONMENT: dict[type[BaseModel], type[BaseSettings]] = {
+    YouTubeOptions: YouTubeEnvSettings,
+    OllamaOptions: OllamaEnvSettings,
+    AnthropicOptions: AnthropicEnvSettings,
+    RoutingPolicy: RoutingPolicyEnvSettings,
+    CostOptions: CostEnvSettings,
+}
+
+
+def from_environment(options_type: type[Options]) -> Options:
+    """The options from their environment variables; an impossible value raises a
+    SettingsError naming the variable."""
+    env_type = ENVIRONMENT[options_type]
+    try:
+        settings = env_type()
+    except ValidationError as error:
+        raise SettingsError(_explain(error, env_type)) from None
+    return options_type.model_validate(settings.model_dump(include=set(options_type.model_fields)))
+
+
+def _explain(error: ValidationError, env_type: type[BaseSettings]) -> str:
+    prefix = str(env_type.model_config.get("env_prefix", ""))
+    problems = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        alias = (
+            env_type.model_fields[field].validation_alias
+            if field in env_type.model_fields
+            else None
+        )
+        name = alias if isinstance(alias, str) else f"{prefix}{field}".upper()
+        secret = field in env_type.model_fields and "Secret" in str(
+            env_type.model_fields[field].annotation
+        )
+        shown = "(secret)" if secret else repr(problem.get("input"))
+        problems.append(f"{name}={shown}: {problem['msg']}")
+    return "invalid setting: " + "; ".join(problems)
