@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cli.prefect_api import PrefectApi
 from creatorkb.budget import Budget
-from creatorkb.calls import LocalUnavailable
+from creatorkb.calls import LocalModelMissing, LocalUnavailable
 from creatorkb.cloud_model import CloudModel, deprecation_notice
 from creatorkb.errors import KBError, SettingsError
 from creatorkb.feed import FeedUnavailable, read_feed
@@ -148,11 +148,18 @@ def check_ollama(options: OllamaOptions) -> list[Check]:
     try:
         local.check_model(options.draft_model)
         checks.append(Check("draft model", "ok", f"{options.draft_model} is installed"))
-    except SettingsError as error:
+    except LocalModelMissing as error:
         checks.append(Check("draft model", "fail", str(error)))
     missing = [m for m in options.models if m not in installed and f"{m}:latest" not in installed]
     if missing:
-        checks.append(Check("consensus models", "warn", f"not installed: {', '.join(missing)}"))
+        checks.append(
+            Check(
+                "consensus models",
+                "warn",
+                f"not installed: {', '.join(missing)} (listed in KB_OLLAMA_MODELS; `ollama pull` "
+                "them or change the list)",
+            )
+        )
     return checks
 
 

@@ -304,6 +304,8 @@ def consensus_command(
     console.print(result.answer, markup=False, highlight=False)
     agreement = f"{result.agreement:.2f}" if result.agreement is not None else "n/a"
     console.print(f"[dim]{result.route}, agreement {agreement}, cloud ${result.cost_usd}[/]")
+    if result.reason:
+        console.print(result.reason, style="dim", markup=False, highlight=False)
 
 
 def _print_analysis(summary: AnalysisSummary) -> None:

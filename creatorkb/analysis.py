@@ -314,8 +314,15 @@ class Analyzer:
                 pool.map(lambda model: self._draft(work, model, "consensus"), self.consensus_models)
             )
         records = [d.insight for d in drafts if isinstance(d, Draft) and d.insight is not None]
+        unused = "; ".join(
+            f"{model}: {draft}"
+            for model, draft in zip(self.consensus_models, drafts, strict=True)
+            if isinstance(draft, str)
+        )
         if not records:
-            return self._cloud_instead(work, "no consensus model produced a usable record")
+            return self._cloud_instead(
+                work, f"no consensus model produced a usable record ({unused or 'none valid'})"
+            )
         score = mean_agreement(records, agreement)
         synthesis = self._synthesize(work, records)
         if synthesis is None:
@@ -327,6 +334,7 @@ class Analyzer:
         }
         if score >= self.policy.consensus_threshold:
             reason = f"{len(records)} models agree ({score:.2f})"
+            reason += f"; not answered: {unused}" if unused else ""
             return self._record(work, Route.consensus, reason, synthesis, agreement=components)
         reasons = [
             f"the consensus models agree too little ({score:.2f} < "

@@ -81,6 +81,20 @@ class LocalUnavailable(ModelCallFailed):
     """Ollama could not be reached or failed to answer."""
 
 
+class LocalModelMissing(LocalUnavailable):
+    """Ollama runs but lacks the model: that model's work cannot be done locally."""
+
+    def __init__(self, host: str, model: str, installed: list[str] | None = None) -> None:
+        has = f"; it has: {', '.join(installed) or 'none'}" if installed is not None else ""
+        super().__init__(
+            f"Ollama at {host} has no model {model!r}{has}. Run `ollama pull {model}`, or "
+            "name an installed model in KB_OLLAMA_DRAFT_MODEL / KB_OLLAMA_MODELS (or the "
+            "ollama-server block)",
+            None,
+        )
+        self.model = model
+
+
 class CloudUnavailable(ModelCallFailed):
     """Anthropic could not be reached, was overloaded or rate limited past the SDK's retries."""
 

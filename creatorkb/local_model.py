@@ -15,9 +15,15 @@ from typing import Any
 import httpx
 import ollama
 
-from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall, Purpose, Usage
+from creatorkb.calls import (
+    LocalModelMissing,
+    LocalUnavailable,
+    ModelAnswer,
+    ModelCall,
+    Purpose,
+    Usage,
+)
 from creatorkb.chunking import estimate_tokens
-from creatorkb.errors import SettingsError
 from creatorkb.settings import OllamaOptions
 
 _CONTEXT_STEP = 1024
@@ -59,14 +65,11 @@ class LocalModel:
         return sorted(model.model for model in listing.models if model.model)
 
     def check_model(self, model: str) -> None:
-        """Fail, listing what Ollama has, when `model` is not installed."""
+        """Raise LocalModelMissing, listing what Ollama has, when `model` is not installed."""
         installed = self.installed_models()
         if model in installed or f"{model}:latest" in installed:
             return
-        raise SettingsError(
-            f"Ollama at {self.options.host} has no model {model!r}; it has: "
-            f"{', '.join(installed) or 'none'}. Run `ollama pull {model}` or choose one of these."
-        )
+        raise LocalModelMissing(self.options.host, model, installed)
 
     def context_length(self, model: str) -> int:
         """The model's trained context length, from /api/show (asked once per model)."""
@@ -76,7 +79,10 @@ class LocalModel:
         try:
             shown = self._client.show(model)
         except ollama.ResponseError as error:
-            raise SettingsError(f"Ollama has no model {model!r}: {error.error}") from error
+            if error.status_code == 404:
+                raise LocalModelMissing(self.options.host, model) from error
+            failed = f"Ollama at {self.options.host} failed: {error}"
+            raise LocalUnavailable(failed, None) from error
         except (ConnectionError, httpx.HTTPError) as error:
             raise self._unreachable(error) from error
         info = shown.modelinfo or {}

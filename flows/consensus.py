@@ -23,6 +23,7 @@ class ConsensusResult(BaseModel):
     answer: str
     decision_id: str | None
     cost_usd: str
+    reason: str = ""
 
 
 @task(name="consensus-on-video", cache_policy=NONE)
@@ -38,6 +39,7 @@ def consensus_on_video(analyzer: Analyzer, job: VideoJob) -> ConsensusResult:
         answer=stored[0]["summary"] if stored else outcome.reason,
         decision_id=outcome.decision_id,
         cost_usd=str(outcome.cloud_usd),
+        reason=outcome.reason,
     )
 
 

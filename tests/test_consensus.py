@@ -11,7 +11,7 @@ import pytest
 from flows.analyze import analyze_videos
 from flows.consensus import consensus
 from tests.analysts import fabricated, grounded
-from tests.conftest import ledger_of
+from tests.conftest import ledger_of, run_kb
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.test_analysis import CRITICAL, MEDIUM, seed
@@ -114,3 +114,22 @@ def test_a_prompt_answered_by_several_models(
     disputed = consensus(prompt="What is the best tool?", models=MODELS)
     assert (disputed.route, disputed.answer) == ("cloud_refine", "Claude's careful answer.")
     assert disputed.agreement is not None and disputed.agreement < 0.5
+
+
+def test_a_model_ollama_lacks_loses_no_answered_call(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic
+) -> None:
+    seed(kb_env, ("vid_cons009", MEDIUM, "portrait"))
+
+    done = run_kb(
+        "consensus", "--video", "vid_cons009", "--model", "llama3.2", "--model", "nosuchmodel"
+    )
+
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "has no model 'nosuchmodel'" in done.stdout and "KB_OLLAMA_MODELS" in done.stdout
+    recorded = ledger_of(kb_env).rows(
+        "SELECT model, purpose FROM llm_calls WHERE provider = 'ollama' AND status = 'ok'"
+    )
+    # Every request Ollama answered is in the ledger, once.
+    assert len(recorded) == len(ollama.replies) > 0
+    assert {row["model"] for row in recorded} == {"llama3.2"}
