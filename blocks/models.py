@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
+from blocks import BLOCK_NAME
 from creatorkb.settings import (
     AnthropicOptions,
     OllamaOptions,
@@ -20,6 +21,7 @@ class OllamaServer(Block, OllamaOptions):
     _description: ClassVar[str] = (
         "Where Ollama runs, which model drafts, which models answer for consensus, and how "
         "many requests it serves at once."
+        f" kb reads the block saved under the name `{BLOCK_NAME}`."
     )
 
 
@@ -30,4 +32,5 @@ class AnthropicCredentials(Block, AnthropicOptions):
     _block_type_slug: ClassVar[str] = "anthropic-credentials"
     _description: ClassVar[str] = (
         "The Anthropic API key (stored as a secret), the model, retries and concurrency."
+        f" kb reads the block saved under the name `{BLOCK_NAME}`."
     )

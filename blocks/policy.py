@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
+from blocks import BLOCK_NAME
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import CostOptions
 
@@ -19,6 +20,7 @@ class RoutingPolicyBlock(Block, RoutingPolicy):
         "Where each priority starts (local, cloud or consensus), the confidence threshold, "
         "shadow sampling, the weekly cloud budget and what to do when the cloud is down. "
         "Every decision records the policy's version, which changes with any rule."
+        f" kb reads the block saved under the name `{BLOCK_NAME}`."
     )
 
 
@@ -30,4 +32,5 @@ class CostModel(Block, CostOptions):
     _description: ClassVar[str] = (
         "The cloud model savings are measured against, the GPU's price, amortisation months "
         "and power draw, the electricity price and the reporting timezone."
+        f" kb reads the block saved under the name `{BLOCK_NAME}`."
     )

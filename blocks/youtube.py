@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
+from blocks import BLOCK_NAME
 from creatorkb.settings import YouTubeOptions
 
 
@@ -17,4 +18,5 @@ class YouTubeSettings(Block, YouTubeOptions):
     _description: ClassVar[str] = (
         "Transcript languages, the pause between requests, proxy, circuit breaker and the "
         "optional YouTube Data API key used to fill feed gaps."
+        f" kb reads the block saved under the name `{BLOCK_NAME}`."
     )

@@ -26,7 +26,7 @@ from flows import models
 from flows.progress import RunProgress
 
 
-@task(name="analyze-video", cache_policy=NONE)
+@task(name="analyze-video", task_run_name="analyze-{job.video_id}", cache_policy=NONE)
 def analyze_video(analyzer: Analyzer, job: VideoJob) -> Outcome:
     """Route -> local draft -> confidence check -> cloud refine -> record, for one video."""
     return analyzer.analyze(job)
@@ -38,7 +38,13 @@ def analyze_videos(
     video_ids: list[str] | None = None,
     force: bool = False,
 ) -> AnalysisSummary:
-    """Analyse transcribed videos (or `video_ids`; with `force`, even analysed ones again)."""
+    """Analyse transcribed videos (or `video_ids`; with `force`, even analysed ones again).
+
+    Args:
+        limit: Most videos to analyse this run.
+        video_ids: Analyse only these videos (ids as on YouTube); empty: any due.
+        force: Analyse (and pay for) videos that were analysed before.
+    """
     settings = KBSettings()
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     analyzer = models.analyzer(ledger, runtime.flow_run.id)

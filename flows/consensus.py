@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, runtime, task
 from prefect.cache_policies import NONE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from creatorkb.analysis import Analyzer, VideoJob, claim_videos
 from creatorkb.errors import KBError
@@ -26,7 +28,7 @@ class ConsensusResult(BaseModel):
     reason: str = ""
 
 
-@task(name="consensus-on-video", cache_policy=NONE)
+@task(name="consensus-on-video", task_run_name="consensus-{job.video_id}", cache_policy=NONE)
 def consensus_on_video(analyzer: Analyzer, job: VideoJob) -> ConsensusResult:
     """The video analysed by every consensus model, then synthesised."""
     outcome = analyzer.analyze(job, start=Start.consensus)
@@ -60,13 +62,20 @@ def consensus_on_prompt(
 
 @flow(name="consensus")
 def consensus(
-    prompt: str | None = None,
+    prompt: Annotated[str | None, Field(max_length=100_000)] = None,
     video_id: str | None = None,
     models: list[str] | None = None,
     system: str = DEFAULT_SYSTEM,
 ) -> ConsensusResult:
     """Ask several local models (default: the Ollama block's list) about one `prompt` or one
-    transcribed `video_id`; the agreement is recorded and low agreement goes to the cloud."""
+    transcribed `video_id`; the agreement is recorded and low agreement goes to the cloud.
+
+    Args:
+        prompt: A prompt for the models.
+        video_id: Or a transcribed video's id, to analyse it.
+        models: Local models to ask (default: the ollama-server block's list).
+        system: System prompt for a prompt.
+    """
     if (prompt is None) == (video_id is None):
         raise KBError("give exactly one of prompt or video_id")
     settings = KBSettings()

@@ -22,7 +22,7 @@ RECORD_EVERY = 25
 Outcome = tuple[VideoToFetch, Transcript | TranscriptFailure]
 
 
-@task(name="fetch-transcript", cache_policy=NONE)
+@task(name="fetch-transcript", task_run_name="fetch-{video_id}", cache_policy=NONE)
 def fetch_transcript(fetcher: TranscriptFetcher, video_id: str) -> Transcript | TranscriptFailure:
     """The video's transcript, or the classified reason there is none."""
     return fetcher.fetch(video_id)
@@ -39,7 +39,12 @@ def fetch_transcripts(
     limit: Annotated[int, Field(ge=1, le=10_000)] = 200,
     languages: list[str] | None = None,
 ) -> FetchSummary:
-    """Fetch transcripts of discovered videos (and of blocked ones whose retry time came)."""
+    """Fetch transcripts of discovered videos (and of blocked ones whose retry time came).
+
+    Args:
+        limit: Most videos to fetch transcripts for.
+        languages: Transcript languages in order of preference, e.g. en, de.
+    """
     settings, options = KBSettings(), load_options(YouTubeOptions)
     if languages:
         options = options.model_copy(update={"languages": languages})

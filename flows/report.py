@@ -45,9 +45,18 @@ def write_html(report: WeeklyReport, directory: Path) -> Path:
 
 @flow(name="weekly-cost-report")
 def weekly_cost_report(
-    week: Annotated[str | None, Field(pattern=r"^\d{4}-W\d{2}$")] = None,
+    week: Annotated[
+        str | None,
+        Field(
+            pattern=r"^\d{4}-W\d{2}$",
+        ),
+    ] = None,
 ) -> WeeklyReport:
-    """The report for ISO `week` (e.g. 2026-W47); by default the last complete week."""
+    """The report for ISO `week` (e.g. 2026-W47); by default the last complete week.
+
+    Args:
+        week: ISO week, e.g. 2026-W49 (default: the last complete week).
+    """
     settings, costs, policy = KBSettings(), load_options(CostOptions), load_options(RoutingPolicy)
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     chosen = (

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, runtime, task
 from prefect.cache_policies import NONE
+from pydantic import Field
 
 from creatorkb.ledger import open_ledger
 from creatorkb.prompting import DEFAULT_SYSTEM, PromptResult, PromptRouter
@@ -30,7 +33,7 @@ def answer_prompt(
 
 @flow(name="route-prompt")
 def route_prompt(
-    prompt: str,
+    prompt: Annotated[str, Field(min_length=1, max_length=100_000)],
     level: Level | None = None,
     priority: Priority | None = None,
     prefer_local: bool = False,
@@ -38,7 +41,16 @@ def route_prompt(
     system: str = DEFAULT_SYSTEM,
 ) -> PromptResult:
     """One routed generation. Give an agent `level` (L1 -> cloud, L2/L3 -> local first) or
-    a creator `priority`; `prefer_local` starts locally anyway, `force_cloud` goes to Claude."""
+    a creator `priority`; `prefer_local` starts locally anyway, `force_cloud` goes to Claude.
+
+    Args:
+        prompt: The prompt.
+        level: Agent level: L1 to the cloud, L2/L3 local first.
+        priority: Or a creator priority, routed like a video.
+        prefer_local: Start locally whatever the level.
+        force_cloud: Send it to Claude.
+        system: The system prompt.
+    """
     settings = KBSettings()
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     router = models.prompt_router(ledger, runtime.flow_run.id)

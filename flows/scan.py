@@ -50,7 +50,7 @@ def load_creators(
     return creators, unresolved
 
 
-@task(name="read-feed", cache_policy=NONE)
+@task(name="read-feed", task_run_name="read-feed-{channel_id}", cache_policy=NONE)
 def read_feed(reader: FeedReader, channel_id: str, state: CreatorState | None) -> FeedRead:
     """One conditional GET of a channel feed; raises on 404/5xx so Prefect retries it."""
     if state is None:
@@ -58,7 +58,13 @@ def read_feed(reader: FeedReader, channel_id: str, state: CreatorState | None) -
     return reader.read(channel_id, state.feed_etag, state.feed_last_modified)
 
 
-@task(name="fill-gap", retries=2, retry_delay_seconds=5, cache_policy=NONE)
+@task(
+    name="fill-gap",
+    task_run_name="fill-gap-{result.channel_id}",
+    retries=2,
+    retry_delay_seconds=5,
+    cache_policy=NONE,
+)
 def fill_gap(options: YouTubeOptions, known: set[str], result: ScanResult) -> ScanResult:
     """Add the uploads the feed no longer lists, paged from the Data API's uploads playlist."""
     assert options.data_api_key is not None
@@ -81,8 +87,16 @@ def record_scans(ledger: Ledger, results: list[ScanResult], flow_run_id: str | N
 
 
 @flow(name="scan-creators", task_runner=ThreadPoolTaskRunner(max_workers=64))
-def scan_creators(channel_ids: list[str] | None = None, force: bool = False) -> ScanSummary:
-    """Read the feeds of the creators due for a scan (or of `channel_ids`); record new videos."""
+def scan_creators(
+    channel_ids: list[str] | None = None,
+    force: bool = False,
+) -> ScanSummary:
+    """Read the feeds of the creators due for a scan (or of `channel_ids`); record new videos.
+
+    Args:
+        channel_ids: Scan only these channels (UC... ids).
+        force: Scan even creators that are not due.
+    """
     settings, options = KBSettings(), load_options(YouTubeOptions)
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     proxy = options.proxy_url.get_secret_value() if options.proxy_url else None

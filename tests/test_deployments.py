@@ -170,6 +170,10 @@ def _served(api: str, expected: set[str]) -> dict[str, dict[str, Any]] | None:
     return by_name if set(by_name) == expected else None
 
 
+def ledger_rows(served: Served, sql: str) -> list[dict[str, Any]]:
+    return Ledger(served.project / "data" / "kb.duckdb").rows(sql)
+
+
 def test_the_server_creates_the_scheduled_runs(served: Served) -> None:
     deployments = _served(served.api, {d["name"] for d in _declared()})
     assert deployments is not None
@@ -239,12 +243,26 @@ def test_runs_started_like_the_ui_does(served: Served) -> None:
             run_deployment("pipeline/pipeline", parameters={"fetch_limit": 0}, timeout=0)
         pipeline_run = run_deployment("pipeline/pipeline", timeout=300, poll_interval=1)
     assert pipeline_run.state.is_completed(), pipeline_run.state
-    summaries = api_post(
+    # What the UI shows of that run: its own summary, and task runs named by video.
+    [summary] = api_post(
         served.api,
         "artifacts/filter",
-        {"artifacts": {"key": {"any_": ["analysis-summary"]}}, "limit": 5, "offset": 0},
+        {"flow_runs": {"id": {"any_": [str(pipeline_run.id)]}}, "limit": 5},
     )
-    assert summaries
+    assert summary["key"] == "pipeline-summary" and "# Pipeline run" in summary["data"]
+    assert "## Analysis summary" in summary["data"]
+    tasks = api_post(served.api, "task_runs/filter", {"limit": 200})
+    videos = [r["video_id"] for r in ledger_rows(served, "SELECT video_id FROM videos")]
+    names = {task["name"] for task in tasks}
+    assert {f"analyze-{video}" for video in videos} <= names
+    assert {f"fetch-{video}" for video in videos} <= names
+    # Every run form field says what it is; every block form says which name kb reads.
+    for deployment in by_name.values():
+        fields = deployment["parameter_openapi_schema"]["properties"]
+        assert all(field.get("description") for field in fields.values()), deployment["name"]
+    for slug in ("youtube-settings", "ollama-server", "anthropic-credentials", "routing-policy"):
+        block_type = httpx.get(f"{served.api}/block_types/slug/{slug}", timeout=30).json()
+        assert "saved under the name `default`" in block_type["description"]
     ledger = Ledger(served.project / "data" / "kb.duckdb")
     assert ledger.rows("SELECT DISTINCT status FROM videos") == [{"status": "analyzed"}]
     routes = sorted(r["route"] for r in ledger.rows("SELECT route FROM routing_decisions"))
