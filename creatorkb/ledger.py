@@ -318,6 +318,25 @@ class Ledger:
                 time.sleep(min(delay, max(self.wait_seconds - waited, 0.0)))
                 delay = min(delay * 2, COOL_DOWN_S)  # short enough to catch a holder's pause
 
+    def copy_in_memory(self) -> LedgerCopy:
+        """The whole ledger copied into memory through a brief read-only attach: an analyst
+        queries the copy, nothing is written to disk, and the pipeline waits only briefly."""
+        if not self.path.exists():
+            raise LedgerError(f"ledger {self.path} does not exist; run `kb init` or set KB_LEDGER")
+        memory = duckdb.connect()
+
+        def copy() -> None:
+            memory.execute(f"ATTACH {_sql_text(self.path)} AS ledger (READ_ONLY)")
+            try:
+                memory.execute("COPY FROM DATABASE ledger TO memory")
+            finally:
+                memory.execute("DETACH ledger")
+
+        with self._lock:
+            _keeper.release(self.path)  # this process's own instance must not hold it either
+            self._waiting(copy)
+        return LedgerCopy(memory)
+
     def snapshot(self, destination: Path | str) -> Path:
         """Copy the whole ledger to `destination` (replacing it) through a brief read-only
         attach: an analyst queries the copy, and neither side waits on the other for long."""
@@ -502,14 +521,39 @@ class Ledger:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run one query and return its rows as dicts."""
         with self.connect() as connection:
-            cursor = connection.execute(sql, list(params))
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return _dict_rows(connection.execute(sql, list(params)))
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run one query and return a DataFrame."""
         with self.connect() as connection:
             return connection.execute(sql, list(params)).df()
+
+
+class LedgerCopy:
+    """A ledger copied into memory (`Ledger.copy_in_memory`), read like the ledger itself."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one query and return its rows as dicts."""
+        with self._connection.cursor() as cursor:
+            cursor.execute("SET TimeZone = 'UTC'")
+            return _dict_rows(cursor.execute(sql, list(params)))
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run one query and return a DataFrame."""
+        with self._connection.cursor() as cursor:
+            cursor.execute("SET TimeZone = 'UTC'")
+            return cursor.execute(sql, list(params)).df()
+
+
+LedgerReader = Ledger | LedgerCopy  # what report and knowledge queries read from
+
+
+def _dict_rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _sql_text(path: Path) -> str:

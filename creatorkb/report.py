@@ -17,7 +17,7 @@ from pydantic import BaseModel, computed_field
 from creatorkb import roi
 from creatorkb.budget import week_start
 from creatorkb.errors import KBError
-from creatorkb.ledger import Ledger, Write
+from creatorkb.ledger import LedgerReader, Write
 from creatorkb.routing import Route
 from creatorkb.settings import CostOptions
 
@@ -123,6 +123,7 @@ class DayCosts(BaseModel):
     day: date
     cloud_usd: Decimal
     energy_usd: Decimal
+    all_cloud_usd: Decimal  # what the day's work would have cost all in the cloud
     local_share_calls: float | None
 
 
@@ -142,11 +143,25 @@ class RoiSummary(BaseModel):
     cumulative_savings_usd: Decimal  # since the first recorded call
     position_usd: Decimal  # cumulative savings minus the GPU price
     monthly_savings_usd: Decimal  # this week's savings x 52/12
-    break_even_month: str | None  # YYYY-MM reached, or projected at this rate; None: never
+    break_even_month: str | None  # YYYY-MM reached, or projected; None: see `break_even`
+    weeks_of_data: int  # complete weeks with calls, up to this one
+    weeks_to_project: int  # complete weeks needed before a projection is made
+
+    @property
+    def projected(self) -> bool:
+        return self.weeks_of_data >= self.weeks_to_project
 
     @property
     def break_even(self) -> str:
-        return self.break_even_month or "never at this rate"
+        if self.break_even_month:
+            return self.break_even_month
+        if not self.projected:
+            more = self.weeks_to_project - self.weeks_of_data
+            return (
+                f"not projected yet: {self.weeks_of_data} complete week(s) of data, "
+                f"{more} more needed"
+            )
+        return "never at this rate"
 
 
 @dataclass(frozen=True)
@@ -197,7 +212,13 @@ class WeeklyReport(BaseModel):
     latency: list[ProviderLatency]
     days: list[DayCosts]
     history: list[WeekSavings]  # every week with calls, up to this one
+    weeks_with_data: list[str]  # every week with calls, before and after this one
     roi: RoiSummary
+
+    @property
+    def partial(self) -> bool:
+        """The week had not ended when the report was made."""
+        return self.generated_at < self.ends_at
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -241,6 +262,7 @@ class WeeklyReport(BaseModel):
                 ("Local energy", usd(self.energy_usd)),
                 (f"All-cloud equivalent ({self.reference_model})", usd(self.cloud_equivalent_usd)),
                 ("Savings", f"{usd(self.savings_usd)} ({_percent_number(self.savings_percent)})"),
+                ("Net after GPU amortisation", usd(roi.net_this_week_usd)),
                 ("Local share of calls", f"{percent(self.local_share_calls)} ({target})"),
                 ("Local share of tokens", percent(self.local_share_tokens)),
                 (
@@ -258,7 +280,6 @@ class WeeklyReport(BaseModel):
                     f"{usd(self.cloud_usd)} of {usd(self.budget_usd)} "
                     f"({_percent_number(self.budget_used_percent)})",
                 ),
-                ("Net after GPU amortisation", usd(roi.net_this_week_usd)),
                 ("Break-even", roi.break_even),
             ],
         )
@@ -321,9 +342,37 @@ class WeeklyReport(BaseModel):
             ),
         ]
 
+    def key_figures(self) -> list[tuple[str, str]]:
+        """The two numbers an owner looks at first."""
+        return [
+            ("Savings against all-cloud", _percent_number(self.savings_percent)),
+            ("Net after GPU amortisation", usd(self.roi.net_this_week_usd)),
+        ]
+
+    def notes(self) -> list[str]:
+        """What a reader must know before trusting the figures."""
+        notes = []
+        if self.partial:
+            generated = self.generated_at.astimezone(ZoneInfo(self.timezone))
+            notes.append(
+                f"Partial week: the figures run to {generated:%a %Y-%m-%d %H:%M %Z}, not to "
+                "the end of the week."
+            )
+        if self.calls == 0:
+            others = [week for week in self.weeks_with_data if week != self.week]
+            notes.append(
+                f"No model calls were recorded in {self.week}."
+                + (
+                    f" Weeks with data: {', '.join(others)}; e.g. `kb report --week {others[-1]}`."
+                    if others
+                    else " The ledger has no calls yet: run `kb run` first."
+                )
+            )
+        return notes
+
     @property
     def title(self) -> str:
-        return f"Weekly cost report {self.week}"
+        return f"Weekly cost report {self.week}" + (" (partial)" if self.partial else "")
 
     @property
     def subtitle(self) -> str:
@@ -337,6 +386,8 @@ class WeeklyReport(BaseModel):
 
     def to_markdown(self) -> str:
         lines = [f"# {self.title}", "", self.subtitle]
+        lines += ["", *(f"> {note}" for note in self.notes())] if self.notes() else []
+        lines += ["", " · ".join(f"**{label}: {value}**" for label, value in self.key_figures())]
         for section in self.sections():
             lines += ["", f"## {section.title}", ""]
             if not section.rows:
@@ -473,11 +524,13 @@ GROUP BY provider ORDER BY provider
 _DAYS = f"""
 WITH by_day AS (
     SELECT timezone(?, ts)::DATE AS day, coalesce(sum(cost_usd), 0) AS cloud_usd,
-           coalesce(sum(energy_usd), 0) AS energy_usd, {_LOCAL_SHARE_CALLS} AS local_share_calls
+           coalesce(sum(energy_usd), 0) AS energy_usd,
+           coalesce(sum(cloud_equivalent_usd), 0) AS all_cloud_usd,
+           {_LOCAL_SHARE_CALLS} AS local_share_calls
     FROM llm_calls WHERE {_IN_WEEK} GROUP BY day
 )
 SELECT d.day, coalesce(b.cloud_usd, 0) AS cloud_usd, coalesce(b.energy_usd, 0) AS energy_usd,
-       b.local_share_calls
+       coalesce(b.all_cloud_usd, 0) AS all_cloud_usd, b.local_share_calls
 FROM unnest(?::DATE[]) AS d(day) LEFT JOIN by_day b ON b.day = d.day
 ORDER BY d.day
 """
@@ -494,8 +547,14 @@ FROM weekly ORDER BY monday
 """
 
 
+_WEEKS_WITH_DATA = """
+SELECT DISTINCT strftime(date_trunc('week', timezone(?, ts)), '%G-W%V') AS week
+FROM llm_calls ORDER BY week
+"""
+
+
 def weekly_report(
-    ledger: Ledger,
+    ledger: LedgerReader,
     week: IsoWeek,
     costs: CostOptions,
     weekly_budget_usd: Decimal,
@@ -516,12 +575,16 @@ def weekly_report(
         lines[row.pop("dimension")].append(CostLine(**row))
     history = [WeekSavings(**row) for row in ledger.rows(_HISTORY, [week.timezone, week.end_utc])]
     savings: Decimal = headline["savings_usd"]
+    generated_at = now or datetime.now(UTC)
+    weeks = [row["week"] for row in ledger.rows(_WEEKS_WITH_DATA, [week.timezone])]
+    # Complete weeks of data: weeks with calls up to this one, this one only once it ended.
+    complete = [p for p in history if p.week != week.label or generated_at >= week.end_utc]
     return WeeklyReport(
         week=week.label,
         timezone=week.timezone,
         starts_at=week.start_utc,
         ends_at=week.end_utc,
-        generated_at=now or datetime.now(UTC),
+        generated_at=generated_at,
         reference_model=costs.reference_model,
         **headline,
         **escalation,
@@ -537,24 +600,32 @@ def weekly_report(
         latency=[ProviderLatency(**row) for row in ledger.rows(_LATENCY, bounds)],
         days=[DayCosts(**row) for row in ledger.rows(_DAYS, [week.timezone, *bounds, week.days])],
         history=history,
-        roi=_roi_summary(week, costs, savings, history),
+        weeks_with_data=weeks,
+        roi=_roi_summary(week, costs, savings, history, len(complete)),
     )
 
 
 def _roi_summary(
-    week: IsoWeek, costs: CostOptions, savings: Decimal, history: list[WeekSavings]
+    week: IsoWeek,
+    costs: CostOptions,
+    savings: Decimal,
+    history: list[WeekSavings],
+    weeks_of_data: int,
 ) -> RoiSummary:
     """Where the GPU stands after `week`; the break-even month is when cumulative savings
-    first covered it or, if they do not yet, when this week's rate would cover it, counting
-    whole months from the month after the week."""
+    first covered it or, if they do not yet and there are `costs.projection_weeks` complete
+    weeks of data, when this week's rate would cover it, counting whole months from the month
+    after the week."""
     gpu = costs.gpu_price_usd
     cumulative = history[-1].cumulative_savings_usd if history else Decimal(0)
     monthly = roi.monthly(savings)
     if history and cumulative >= gpu:
         paid_off = next(point for point in history if point.cumulative_savings_usd >= gpu)
         break_even = roi.month_label(IsoWeek.parse(paid_off.week).days[-1])
-    else:
+    elif weeks_of_data >= costs.projection_weeks:
         break_even = roi.break_even_month(gpu, monthly, roi.next_month(week.days[-1]), cumulative)
+    else:
+        break_even = None
     amortised = roi.amortised_per_week(gpu, costs.amortisation_months)
     return RoiSummary(
         gpu_price_usd=gpu,
@@ -564,4 +635,6 @@ def _roi_summary(
         position_usd=cumulative - gpu,
         monthly_savings_usd=monthly,
         break_even_month=break_even,
+        weeks_of_data=weeks_of_data,
+        weeks_to_project=costs.projection_weeks,
     )

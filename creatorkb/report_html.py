@@ -14,6 +14,7 @@ from creatorkb.report import LOCAL_SHARE_TARGET, Section, WeeklyReport, usd
 CLOUD_COLOUR = "#d9822b"
 LOCAL_COLOUR = "#2f9e44"
 TARGET_COLOUR = "#868e96"
+ALL_CLOUD_COLOUR = "#1c7ed6"  # the counterfactual: the same work all in the cloud
 MOST_WEEK_TICKS = 8
 
 _STYLE = """
@@ -24,13 +25,17 @@ th, td { padding: 0.25rem 0.75rem; border-bottom: 1px solid #dee2e6; text-align:
 th:first-child, td:first-child { text-align: left; }
 figure { margin: 1rem 0; }
 figure svg { max-width: 100%; height: auto; }
+.key { display: flex; gap: 2rem; margin: 1rem 0; }
+.key div { font-size: 0.9rem; color: #495057; }
+.key strong { display: block; font-size: 2rem; color: #212529; }
+.note { background: #fff3bf; padding: 0.5rem 0.75rem; }
 """
 
 
 def render_html(report: WeeklyReport) -> str:
     """One page that opens offline: no external CSS, scripts, fonts or images."""
     headline, *details = report.sections()
-    charts = (_cost_per_day(report), _local_share_by_week(report), _savings_against_gpu(report))
+    charts = (cost_per_day_chart(report), local_share_chart(report), savings_chart(report))
     return "\n".join(
         [
             "<!doctype html>",
@@ -43,6 +48,13 @@ def render_html(report: WeeklyReport) -> str:
             "<body>",
             f"<h1>{escape(report.title)}</h1>",
             f"<p>{escape(report.subtitle)}</p>",
+            *(f'<p class="note">{escape(note)}</p>' for note in report.notes()),
+            '<div class="key">',
+            *(
+                f"<div><strong>{escape(value)}</strong>{escape(label)}</div>"
+                for label, value in report.key_figures()
+            ),
+            "</div>",
             _table(headline),
             *(f"<figure>{_svg(chart)}</figure>" for chart in charts),
             *(_table(section) for section in details),
@@ -81,19 +93,26 @@ def _chart(title: str) -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def _cost_per_day(report: WeeklyReport) -> Figure:
+def cost_per_day_chart(report: WeeklyReport) -> Figure:
     figure, axes = _chart("Cost per day")
     labels = [f"{day.day:%a %d}" for day in report.days]
     cloud = [float(day.cloud_usd) for day in report.days]
     energy = [float(day.energy_usd) for day in report.days]
     axes.bar(labels, cloud, color=CLOUD_COLOUR, label="cloud (billed)")
     axes.bar(labels, energy, bottom=cloud, color=LOCAL_COLOUR, label="local (energy)")
+    all_cloud = [float(day.all_cloud_usd) for day in report.days]
+    axes.plot(labels, all_cloud, color=ALL_CLOUD_COLOUR, marker="o", label="all-cloud")
+    highest = max([*all_cloud, *(c + e for c, e in zip(cloud, energy, strict=True))])
+    # Costs are never negative: an empty week keeps the axis at zero, not around it.
+    axes.set_ylim(0, highest * 1.1 if highest > 0 else 1)
+    if highest == 0:
+        axes.text(0.5, 0.5, "no calls this week", transform=axes.transAxes, ha="center")
     axes.set_ylabel("US$")
     _legend_above(axes)
     return figure
 
 
-def _local_share_by_week(report: WeeklyReport) -> Figure:
+def local_share_chart(report: WeeklyReport) -> Figure:
     figure, axes = _chart("Local share of calls by week")
     shares = [
         float("nan") if point.local_share_calls is None else point.local_share_calls * 100
@@ -113,7 +132,7 @@ def _local_share_by_week(report: WeeklyReport) -> Figure:
     return figure
 
 
-def _savings_against_gpu(report: WeeklyReport) -> Figure:
+def savings_chart(report: WeeklyReport) -> Figure:
     figure, axes = _chart("Cumulative savings against the GPU's price")
     cumulative = [float(point.cumulative_savings_usd) for point in report.history]
     axes.plot(range(len(cumulative)), cumulative, marker="o", color=LOCAL_COLOUR, label="saved")
@@ -130,7 +149,7 @@ def _savings_against_gpu(report: WeeklyReport) -> Figure:
 
 
 def _legend_above(axes: Axes) -> None:
-    axes.legend(frameon=False, ncols=2, loc="lower right", bbox_to_anchor=(1.0, 1.0))
+    axes.legend(frameon=False, ncols=3, loc="lower right", bbox_to_anchor=(1.0, 1.0))
 
 
 def _week_ticks(axes: Axes, weeks: list[str]) -> None:

@@ -144,6 +144,11 @@ class CostOptions(BaseModel):
     )
     gpu_price_usd: Decimal = Field(Decimal("1200"), ge=0, description="What the GPU cost.")
     amortisation_months: int = Field(36, ge=1, description="Months over which it is written off.")
+    projection_weeks: int = Field(
+        4,
+        ge=1,
+        description="Complete weeks with data needed before the break-even month is projected.",
+    )
     gpu_watts: Decimal = Field(Decimal("350"), ge=0, description="GPU power draw while answering.")
     usd_per_kwh: Decimal = Field(Decimal("0.12"), ge=0, description="Electricity price.")
     timezone: str = Field("UTC", description="Timezone of budget weeks and reports.")

@@ -1,8 +1,9 @@
 """ROI analysis: the week's money, the local share, savings and the GPU's break-even.
 
-Open it with `.venv/bin/marimo edit notebooks/roi_analysis.py` (or run it as a script). It
-never holds the pipeline's ledger: it first copies the ledger (`Ledger.snapshot`, a brief
-read-only attach that waits politely if the pipeline is writing) and queries the copy.
+Open it with `.venv/bin/marimo edit notebooks/roi_analysis.py` (or run it as a script) and
+pick a week. It never holds the pipeline's ledger: it first copies the ledger
+into memory (`Ledger.copy_in_memory`: a brief read-only attach that waits politely if the
+pipeline is writing) and queries the copy; nothing is written to disk.
 """
 
 import marimo
@@ -13,93 +14,78 @@ app = marimo.App(width="medium")
 
 @app.cell
 def _():
-    import os
-    import tempfile
     from datetime import UTC, datetime
-    from pathlib import Path
 
     import marimo as mo
-    from matplotlib.figure import Figure
 
+    from creatorkb.configuration import from_environment
     from creatorkb.ledger import Ledger
     from creatorkb.report import IsoWeek, weekly_report
-    from creatorkb.routing import RoutingPolicyEnvSettings
-    from creatorkb.settings import CostEnvSettings
+    from creatorkb.report_html import cost_per_day_chart, local_share_chart, savings_chart
+    from creatorkb.routing import RoutingPolicy
+    from creatorkb.settings import CostOptions, KBSettings
 
     return (
-        CostEnvSettings,
-        Figure,
+        CostOptions,
         IsoWeek,
+        KBSettings,
         Ledger,
-        Path,
-        RoutingPolicyEnvSettings,
+        RoutingPolicy,
         UTC,
+        cost_per_day_chart,
         datetime,
+        from_environment,
+        local_share_chart,
         mo,
-        os,
-        tempfile,
+        savings_chart,
         weekly_report,
     )
 
 
 @app.cell
-def _(Ledger, Path, mo, os, tempfile):
-    ledger_path = Path(os.environ.get("KB_LEDGER", "data/kb.duckdb"))
-    snapshot_path = Path(tempfile.gettempdir()) / f"kb-snapshot-{os.getpid()}.duckdb"
-    ledger = Ledger(Ledger(ledger_path).snapshot(snapshot_path))
-    mo.md(f"Reading a snapshot of `{ledger_path}` taken just now (`{snapshot_path}`).")
+def _(KBSettings, Ledger, mo):
+    ledger_path = KBSettings().ledger
+    # A copy in memory: the pipeline's file is held only while copying, nothing is left behind.
+    ledger = Ledger(ledger_path).copy_in_memory()
+    mo.md(f"Reading a copy of `{ledger_path}` taken just now.")
     return (ledger,)
 
 
 @app.cell
-def _(
-    CostEnvSettings, IsoWeek, RoutingPolicyEnvSettings, UTC, datetime, ledger, mo, os, weekly_report
-):
-    costs = CostEnvSettings()
-    policy = RoutingPolicyEnvSettings()
-    week_text = os.environ.get("KB_REPORT_WEEK")
-    week = (
-        IsoWeek.parse(week_text, timezone=costs.timezone)
-        if week_text
-        else IsoWeek.last_complete(datetime.now(UTC), costs.timezone)
-    )
-    report = weekly_report(ledger, week, costs, policy.weekly_budget_usd)
-    mo.md(report.to_markdown())
-    return costs, report
+def _(CostOptions, IsoWeek, UTC, datetime, from_environment, ledger, mo):
+    costs = from_environment(CostOptions)
+    weeks = [
+        row["week"]
+        for row in ledger.rows(
+            "SELECT DISTINCT strftime(date_trunc('week', timezone(?, ts)), '%G-W%V') AS week "
+            "FROM llm_calls ORDER BY week DESC",
+            [costs.timezone],
+        )
+    ]
+    fallback = IsoWeek.last_complete(datetime.now(UTC), costs.timezone).label
+    week_picker = mo.ui.dropdown(weeks or [fallback], value=(weeks or [fallback])[0], label="week")
+    mo.hstack([week_picker])
+    return costs, week_picker
 
 
 @app.cell
-def _(Figure, mo, report):
-    days = report.days
-    figure = Figure(figsize=(7, 3))
-    axes = figure.subplots()
-    labels = [day.day.strftime("%a") for day in days]
-    cloud = [float(day.cloud_usd) for day in days]
-    energy = [float(day.energy_usd) for day in days]
-    axes.bar(labels, cloud, label="cloud $")
-    axes.bar(labels, energy, bottom=cloud, label="local energy $")
-    axes.set_title(f"Cost per day, {report.week}")
-    axes.legend()
-    mo.vstack([mo.md("## Cost per day"), figure])
+def _(IsoWeek, RoutingPolicy, costs, from_environment, ledger, mo, week_picker, weekly_report):
+    policy = from_environment(RoutingPolicy)
+    week = IsoWeek.parse(week_picker.value, timezone=costs.timezone)
+    report = weekly_report(ledger, week, costs, policy.weekly_budget_usd)
+    mo.md(report.to_markdown())
+    return (report,)
+
+
+@app.cell
+def _(cost_per_day_chart, mo, report):
+    mo.vstack([mo.md("## Cost per day"), cost_per_day_chart(report)])
     return
 
 
 @app.cell
-def _(Figure, mo, report):
-    history = report.history
-    trend = Figure(figsize=(7, 3))
-    share_axes, savings_axes = trend.subplots(1, 2)
-    weeks = [point.week for point in history]
-    share_axes.plot(weeks, [point.local_share_calls or 0 for point in history], marker="o")
-    share_axes.axhline(0.8, linestyle="--", label="target 80%")
-    share_axes.set_title("Local share of calls")
-    share_axes.legend()
-    savings_axes.plot(weeks, [float(point.cumulative_savings_usd) for point in history])
-    savings_axes.axhline(float(report.roi.gpu_price_usd), linestyle="--", label="GPU price")
-    savings_axes.set_title("Cumulative savings")
-    savings_axes.legend()
-    trend.autofmt_xdate()
-    mo.vstack([mo.md("## Trends"), trend])
+def _(local_share_chart, mo, report, savings_chart):
+    mo.vstack([mo.md("## Trends"), local_share_chart(report), savings_chart(report)])
     return
 
 

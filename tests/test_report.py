@@ -14,7 +14,7 @@ from creatorkb.calls import ModelCall, Provider, Purpose, Usage
 from creatorkb.ledger import Ledger, Write
 from creatorkb.pricing import call_row, price
 from creatorkb.report import CostLine, InvalidWeek, IsoWeek, WeeklyReport, weekly_report
-from creatorkb.report_html import render_html
+from creatorkb.report_html import cost_per_day_chart, render_html
 from creatorkb.roi import amortised_per_week, break_even_month, roi_table
 from creatorkb.settings import CostOptions
 
@@ -23,7 +23,7 @@ SEED_MODEL = "claude-sonnet-4-5"  # $3 / $15 per million tokens: the owner's $0.
 SEED_USAGE = Usage(input_tokens=10_000, output_tokens=4_000)
 # Savings are measured against the seed model; the GPU draws 350 W at $0.12/kWh, so an
 # hour of Ollama work is 0.35 kWh = $0.042 and six minutes $0.0042.
-COSTS = CostOptions(reference_model=SEED_MODEL, timezone=BERLIN)
+COSTS = CostOptions(reference_model=SEED_MODEL, timezone=BERLIN, projection_weeks=3)
 HOUR_NS = 3_600_000_000_000
 SIX_MINUTES_NS = HOUR_NS // 10
 BUDGET = Decimal(10)
@@ -436,8 +436,11 @@ def test_an_empty_ledger_reports_zeros_and_no_shares(ledger: Ledger) -> None:
     assert report.roi.cumulative_savings_usd == 0
     assert report.roi.position_usd == -1200
     assert report.roi.break_even_month is None
-    assert "never at this rate" in report.to_markdown()
-    assert render_html(report).count("<svg") == 3
+    markdown = report.to_markdown()
+    assert "not projected yet: 0 complete week(s) of data, 3 more needed" in markdown
+    assert "No model calls were recorded in 2026-W47. The ledger has no calls yet" in markdown
+    page = render_html(report)
+    assert page.count("<svg") == 3 and "no calls this week" in page
 
 
 # -- presenting and recording ------------------------------------------------------------
@@ -502,3 +505,48 @@ def test_a_report_is_recorded_once_per_week_and_reads_back_whole(
     )
     assert row["local_share_calls"] == pytest.approx(0.625)
     assert WeeklyReport.model_validate_json(row["report"]) == again
+
+
+def test_an_empty_week_says_which_weeks_have_data(week_ledger_file: Path) -> None:
+    empty = IsoWeek.parse("2026-W45", timezone=BERLIN)
+
+    report = weekly_report(Ledger(week_ledger_file), empty, COSTS, BUDGET, now=NOW)
+
+    assert report.calls == 0
+    assert report.weeks_with_data == ["2026-W40", "2026-W46", "2026-W47", "2026-W48"]
+    assert (
+        "No model calls were recorded in 2026-W45. Weeks with data: 2026-W40, 2026-W46, "
+        "2026-W47, 2026-W48; e.g. `kb report --week 2026-W48`."
+    ) in report.to_markdown()
+    axes = cost_per_day_chart(report).axes[0]
+    assert axes.get_ylim()[0] == 0  # no negative axis under an empty week
+
+
+def test_a_week_not_over_yet_is_marked_partial_and_not_counted_for_projection(
+    week_ledger_file: Path,
+) -> None:
+    midweek = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)
+
+    report = weekly_report(Ledger(week_ledger_file), WEEK, COSTS, BUDGET, now=midweek)
+
+    assert report.partial and report.title == "Weekly cost report 2026-W47 (partial)"
+    assert "Partial week: the figures run to Thu 2026-11-19 13:00 CET" in report.to_markdown()
+    assert report.roi.weeks_of_data == 2  # W40 and W46; W47 is not over
+    assert report.roi.break_even_month is None
+    assert "not projected yet: 2 complete week(s) of data, 1 more needed" in report.to_markdown()
+    assert not weekly_report(Ledger(week_ledger_file), WEEK, COSTS, BUDGET, now=NOW).partial
+
+
+def test_net_after_amortisation_stands_beside_the_savings(report: WeeklyReport) -> None:
+    markdown = report.to_markdown()
+    assert "**Savings against all-cloud: 18.9%** · **Net after GPU amortisation: -$7.63**" in (
+        markdown
+    )
+    [savings, net] = [row[0] for row in report.headline().rows][4:6]
+    assert (savings, net) == ("Savings", "Net after GPU amortisation")
+    page = render_html(report)
+    assert "<strong>-$7.63</strong>Net after GPU amortisation" in page
+    # The cost chart carries the all-cloud counterfactual of each day.
+    [axes] = cost_per_day_chart(report).axes
+    assert "all-cloud" in [text.get_text() for text in axes.get_legend().get_texts()]
+    assert sum(day.all_cloud_usd for day in report.days) == report.cloud_equivalent_usd
