@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-import anthropic
 from rich.console import Console
 from rich.table import Table
 
 from cli.prefect_api import PrefectApi
 from creatorkb.budget import Budget
-from creatorkb.calls import LocalModelMissing, LocalUnavailable
-from creatorkb.cloud_model import CloudModel, deprecation_notice
+from creatorkb.calls import CloudUnavailable, LocalModelMissing, LocalUnavailable
+from creatorkb.cloud_model import check_access, deprecation_notice
 from creatorkb.errors import KBError, SettingsError
 from creatorkb.feed import FeedUnavailable, read_feed
 from creatorkb.ledger import Ledger, known_migrations
@@ -177,14 +176,11 @@ def check_anthropic(options: AnthropicOptions, costs: CostOptions) -> list[Check
         checks.append(Check("anthropic", "warn", "no API key: cloud work falls back or waits"))
         return checks
     try:
-        counted = CloudModel(options).check_key()
-    except anthropic.AuthenticationError:
-        checks.append(Check("anthropic", "fail", "the API key was rejected (401)"))
+        name = check_access(options)
+    except CloudUnavailable as error:
+        checks.append(Check("anthropic", "fail", str(error)))
         return checks
-    except anthropic.APIError as error:
-        checks.append(Check("anthropic", "fail", f"unreachable: {type(error).__name__}"))
-        return checks
-    checks.append(Check("anthropic", "ok", f"key accepted (count_tokens answered {counted})"))
+    checks.append(Check("anthropic", "ok", f"key accepted; {options.model} ({name}) is served"))
     return checks
 
 

@@ -47,6 +47,8 @@ app = typer.Typer(
 )
 creators_app = typer.Typer(help="The creators roster.", no_args_is_help=True)
 app.add_typer(creators_app, name="creators")
+ledger_app = typer.Typer(help="The ledger file itself.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 
 @app.callback()
@@ -91,6 +93,20 @@ def _resolve(creators: list[Creator]) -> list[Creator]:
     proxy = options.proxy_url.get_secret_value() if options.proxy_url else None
     with http_client(proxy) as client:
         return [run(lambda c=creator: with_channel_id(c, client)) for creator in creators]
+
+
+@ledger_app.command("convert")
+def ledger_convert() -> None:
+    """Convert a ledger written by DuckDB 2.0 (kb before December 2026) to this kb's DuckDB."""
+    from creatorkb import storage
+
+    settings = kb_settings()
+    counts = run(lambda: storage.convert(settings.ledger.resolve()))
+    rows = sum(counts.values())
+    console.print(
+        f"converted {settings.ledger}: {len(counts)} tables, {rows:,} rows, every count checked; "
+        f"the original is kept as {settings.ledger.name}.duckdb2"
+    )
 
 
 @creators_app.command("add")
@@ -323,6 +339,8 @@ def _print_analysis(summary: AnalysisSummary) -> None:
         console.print(f"  {count:4d}  {route}")
     for video_id, error in summary.errors.items():
         console.print(f"[red]{video_id}[/]: {error}")
+    for warning in summary.warnings:
+        console.print(f"[yellow]not possible this run:[/] {warning}", highlight=False)
 
 
 def _print_scan(summary: ScanSummary) -> None:

@@ -208,8 +208,10 @@ class Analyzer:
         cloud: BudgetedCloud,
         consensus_models: list[str] | None = None,
         flow_run_id: str | None = None,
+        warnings: list[str] | None = None,
     ) -> None:
         self.ledger = ledger
+        self.warnings = warnings or []  # what this run cannot do, and how to fix it
         self.policy = policy
         self.costs = costs
         self.local = local
@@ -667,9 +669,12 @@ class AnalysisSummary(BaseModel):
     flagged: int
     cloud_usd: Decimal
     errors: dict[str, str]
+    warnings: list[str] = []
 
     @classmethod
-    def of(cls, outcomes: list[Outcome], errors: dict[str, str]) -> AnalysisSummary:
+    def of(
+        cls, outcomes: list[Outcome], errors: dict[str, str], warnings: list[str] | None = None
+    ) -> AnalysisSummary:
         routes: dict[str, int] = {}
         for outcome in outcomes:
             if outcome.route is not None:
@@ -683,6 +688,7 @@ class AnalysisSummary(BaseModel):
             flagged=sum(outcome.flagged for outcome in outcomes),
             cloud_usd=sum((outcome.cloud_usd for outcome in outcomes), Decimal(0)),
             errors=errors,
+            warnings=warnings or [],
         )
 
     def to_markdown(self) -> str:
@@ -697,6 +703,8 @@ class AnalysisSummary(BaseModel):
         if self.routes:
             lines += ["", "| route | videos |", "|---|---:|"]
             lines += [f"| {route} | {count} |" for route, count in self.routes.items()]
+        if self.warnings:
+            lines += ["", "**Not possible this run:**", *(f"- {w}" for w in self.warnings)]
         if self.errors:
             lines += ["", "| video | error |", "|---|---|"]
             lines += [f"| {video} | {error} |" for video, error in self.errors.items()]

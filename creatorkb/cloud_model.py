@@ -8,13 +8,15 @@ video) are written to Anthropic's prompt cache once and read from it after. The 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 import time
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import anthropic
+import httpx
 
 from creatorkb.calls import (
     CloudKeyRejected,
@@ -30,6 +32,12 @@ from creatorkb.insight import TOOL_NAME
 from creatorkb.pricing import price
 from creatorkb.settings import AnthropicOptions
 
+if TYPE_CHECKING:  # the SDK takes seconds to import: only runs that call the cloud load it
+    import anthropic
+
+API_VERSION = "2023-06-01"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
 
 class CloudModel:
     """Anthropic's Messages API, at most `concurrency` requests at once."""
@@ -40,6 +48,8 @@ class CloudModel:
                 "no Anthropic API key is configured: set ANTHROPIC_API_KEY or save the "
                 "anthropic-credentials block"
             )
+        import anthropic
+
         self.options = options
         self.model = options.model
         self._client = anthropic.Anthropic(
@@ -51,13 +61,6 @@ class CloudModel:
         self._slots = threading.BoundedSemaphore(options.concurrency)
         # Set when the key is refused: nobody asks again this run (no 401 storm).
         self.down: str | None = None
-
-    def check_key(self) -> int:
-        """Prove the key works with a free call; returns the tokens counted."""
-        counted = self._client.messages.count_tokens(
-            model=self.model, messages=[{"role": "user", "content": "ping"}]
-        )
-        return counted.input_tokens
 
     def max_cost(self, system: str, user: str, schema: dict[str, Any] | None) -> Decimal:
         """An upper bound of a request's cost: all input billed at the cache-write rate."""
@@ -93,6 +96,8 @@ class CloudModel:
                 }
             ]
             request["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+        import anthropic
+
         with self._slots:
             if self.down:  # the key was refused while this request waited for a slot
                 raise CloudKeyRejected(self.down, None)
@@ -115,6 +120,8 @@ class CloudModel:
     def _failure(
         self, error: anthropic.APIError, purpose: Purpose, started: float
     ) -> CloudUnavailable:
+        import anthropic
+
         latency = (time.perf_counter() - started) * 1000
         call = ModelCall("anthropic", self.model, purpose, Usage(), latency, type(error).__name__)
         if isinstance(error, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
@@ -126,16 +133,59 @@ class CloudModel:
         return CloudUnavailable(f"Anthropic failed: {type(error).__name__}: {error}", call)
 
 
+def check_access(options: AnthropicOptions) -> str:
+    """Whether the key is accepted and the model is served, asked with one free request
+    (`GET /v1/models/{model}`); returns the model's display name, or raises CloudKeyRejected
+    or CloudUnavailable saying what to do. Made without the SDK, which takes seconds to
+    import, so that `kb doctor` answers fast."""
+    if options.api_key is None:
+        raise SettingsError("no Anthropic API key is configured: set ANTHROPIC_API_KEY")
+    base = (options.base_url or DEFAULT_BASE_URL).rstrip("/")
+    headers = {"x-api-key": options.api_key.get_secret_value(), "anthropic-version": API_VERSION}
+    try:
+        response = httpx.get(f"{base}/v1/models/{options.model}", headers=headers, timeout=10)
+    except httpx.HTTPError as error:
+        raise CloudUnavailable(f"Anthropic at {base} is unreachable: {error}", None) from error
+    if response.status_code in (401, 403):
+        raise CloudKeyRejected(
+            f"Anthropic rejected the API key ({response.status_code}); check ANTHROPIC_API_KEY "
+            "or the anthropic-credentials block",
+            None,
+        )
+    if response.status_code == 404:
+        raise CloudUnavailable(
+            f"Anthropic does not serve model {options.model!r} (404: retired or misspelt); "
+            "set KB_ANTHROPIC_MODEL (or the block's model) to a current one, e.g. "
+            "claude-sonnet-5",
+            None,
+        )
+    if response.status_code != 200:
+        raise CloudUnavailable(f"Anthropic answered {response.status_code} at {base}", None)
+    return str(response.json().get("display_name") or options.model)
+
+
 def deprecation_notice(model: str) -> str | None:
     """What the Anthropic SDK says about `model` if it marks it deprecated, else None."""
-    from anthropic._data import DEPRECATED_MODELS  # the SDK's own table; no public name
-
-    if model not in DEPRECATED_MODELS:
+    deprecated = _sdk_deprecations()
+    if model not in deprecated:
         return None
     return (
         f"Anthropic model {model!r} is deprecated and reaches end of life on "
-        f"{DEPRECATED_MODELS[model]}; choose a current model such as claude-sonnet-5"
+        f"{deprecated[model]}; choose a current model such as claude-sonnet-5"
     )
+
+
+def _sdk_deprecations() -> dict[str, str]:
+    """The SDK's own table (it has no public name), read from its file so that the SDK
+    itself need not be imported."""
+    package = importlib.util.find_spec("anthropic")
+    assert package is not None and package.origin is not None
+    path = Path(package.origin).parent / "_data" / "deprecated_models.py"
+    spec = importlib.util.spec_from_file_location("_kb_anthropic_deprecations", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.DEPRECATED_MODELS)
 
 
 def _usage(usage: anthropic.types.Usage, ttl: str) -> Usage:

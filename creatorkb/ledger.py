@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
+from creatorkb import storage
 from creatorkb.errors import LedgerError, LedgerLocked, SchemaTooNew
 
 if TYPE_CHECKING:
@@ -311,6 +312,8 @@ class Ledger:
             except duckdb.IOException as error:
                 holder = _LOCK_HOLDER.search(str(error))
                 if holder is None:
+                    if storage.written_by_newer_duckdb(error):
+                        raise storage.newer_storage_error(self.path) from error
                     raise LedgerError(f"cannot open ledger {self.path}: {error}") from error
                 waited = time.monotonic() - started
                 if waited >= self.wait_seconds:

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import httpx
-import ollama
 
 from creatorkb.calls import (
     LocalModelMissing,
@@ -33,6 +32,8 @@ class LocalModel:
     """Ollama, at most `parallel` requests at once (more would only queue in Ollama)."""
 
     def __init__(self, options: OllamaOptions) -> None:
+        import ollama  # imported here: commands that never ask Ollama start faster
+
         self.options = options
         self._client = ollama.Client(
             host=options.host,
@@ -58,6 +59,8 @@ class LocalModel:
 
     def installed_models(self) -> list[str]:
         """Names of the models pulled on the server."""
+        import ollama
+
         try:
             listing = self._client.list()
         except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
@@ -73,6 +76,8 @@ class LocalModel:
 
     def context_length(self, model: str) -> int:
         """The model's trained context length, from /api/show (asked once per model)."""
+        import ollama
+
         with self._lock:
             if model in self._context_lengths:
                 return self._context_lengths[model]
@@ -114,6 +119,8 @@ class LocalModel:
         schema: dict[str, Any] | None = None,
     ) -> ModelAnswer:
         """One chat request; raises LocalUnavailable (with the failed call) if Ollama fails."""
+        import ollama
+
         num_predict = self.options.max_output_tokens
         wanted = estimate_tokens(system) + estimate_tokens(user) + num_predict + 64
         limit = min(self.context_length(model), self.options.max_num_ctx)

@@ -47,12 +47,18 @@ def analyze_videos(
     """
     settings = KBSettings()
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
-    analyzer = models.analyzer(ledger, runtime.flow_run.id)
+    config = models.configuration()
     jobs = claim_videos(
         ledger, limit=limit, flow_run_id=runtime.flow_run.id, video_ids=video_ids, force=force
     )
+    if not jobs:  # nothing to do: no model client is even started
+        return _summarise(AnalysisSummary.of([], {}))
+    analyzer = models.analyzer(config, ledger, runtime.flow_run.id)
     outcomes, errors = _analyze_all(analyzer, jobs)
-    summary = AnalysisSummary.of(outcomes, errors)
+    return _summarise(AnalysisSummary.of(outcomes, errors, analyzer.warnings))
+
+
+def _summarise(summary: AnalysisSummary) -> AnalysisSummary:
     create_markdown_artifact(summary.to_markdown(), key="analysis-summary")
     return summary
 

@@ -84,7 +84,7 @@ def consensus(
     if prompt is not None:
         router = backends.prompt_router(ledger, run_id)
         return consensus_on_prompt(router, prompt, models, system)
-    analyzer = backends.analyzer(ledger, run_id)
+    analyzer = backends.analyzer(backends.configuration(), ledger, run_id)
     if models:
         analyzer.consensus_models = models
     jobs = claim_videos(ledger, limit=1, flow_run_id=run_id, video_ids=[video_id], force=True)

@@ -20,6 +20,30 @@ from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions
 from creatorkb.spending import BudgetedCloud
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """The settings a run's model work follows (blocks, else the environment)."""
+
+    policy: RoutingPolicy
+    costs: CostOptions
+    ollama: OllamaOptions
+    anthropic: AnthropicOptions
+
+
+def configuration() -> Configuration:
+    """The settings, checked: an impossible value or an unpriced model fails the run at once,
+    before any work (and whether or not there is work to do)."""
+    config = Configuration(
+        policy=load_options(RoutingPolicy),
+        costs=load_options(CostOptions),
+        ollama=load_options(OllamaOptions),
+        anthropic=load_options(AnthropicOptions),
+    )
+    check_priced(config.costs.reference_model)
+    check_priced(config.anthropic.model)
+    return config
+
+
 @dataclass
 class Backends:
     policy: RoutingPolicy
@@ -27,41 +51,41 @@ class Backends:
     ollama: OllamaOptions
     local: LocalModel
     cloud: BudgetedCloud
+    warnings: list[str]  # what cannot be done this run, and how to fix it
 
 
-def connect(ledger: Ledger, flow_run_id: str | None) -> Backends:
-    """Both backends, checked: a misconfiguration (unknown model, no price) fails the run at
-    once; a backend that is merely down is routed around."""
+def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> Backends:
+    """Both backends; one that is down or lacks its model is routed around, and said so."""
     logger = get_run_logger()
-    ollama, anthropic = load_options(OllamaOptions), load_options(AnthropicOptions)
-    policy, costs = load_options(RoutingPolicy), load_options(CostOptions)
-    check_priced(costs.reference_model)
-    check_priced(anthropic.model)
-    local = LocalModel(ollama)
+    warnings = []
+    local = LocalModel(config.ollama)
     try:
-        local.check_model(ollama.draft_model)
+        local.check_model(config.ollama.draft_model)
     except LocalUnavailable as error:
-        logger.warning("%s; local work goes to the cloud this run", error)
-    notice = deprecation_notice(anthropic.model)
+        warnings.append(f"{error}; local work goes to the cloud this run")
+    notice = deprecation_notice(config.anthropic.model)
     if notice:
-        logger.warning(notice)
-    budget = Budget(ledger, policy.weekly_budget_usd, costs.timezone)
-    cloud = BudgetedCloud(CloudModel(anthropic) if anthropic.api_key else None, budget, flow_run_id)
+        warnings.append(notice)
+    budget = Budget(ledger, config.policy.weekly_budget_usd, config.costs.timezone)
+    cloud_model = CloudModel(config.anthropic) if config.anthropic.api_key else None
+    cloud = BudgetedCloud(cloud_model, budget, flow_run_id)
     if cloud.down:
-        logger.warning("%s: cloud work is %s", cloud.down, policy.when_cloud_fails)
+        warnings.append(f"{cloud.down}: cloud work is {config.policy.when_cloud_fails}")
+    for warning in warnings:
+        logger.warning(warning)
     logger.info(
         "Routing policy %s; local %s (%d slots); cloud %s (%d slots)",
-        policy.version,
-        ollama.draft_model,
-        ollama.parallel,
+        config.policy.version,
+        config.ollama.draft_model,
+        config.ollama.parallel,
         cloud.model or "off",
         cloud.slots,
     )
-    return Backends(policy, costs, ollama, local, cloud)
+    return Backends(config.policy, config.costs, config.ollama, local, cloud, warnings)
 
 
-def analyzer(ledger: Ledger, flow_run_id: str | None) -> Analyzer:
-    backends = connect(ledger, flow_run_id)
+def analyzer(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> Analyzer:
+    backends = connect(config, ledger, flow_run_id)
     return Analyzer(
         ledger=ledger,
         policy=backends.policy,
@@ -71,11 +95,12 @@ def analyzer(ledger: Ledger, flow_run_id: str | None) -> Analyzer:
         cloud=backends.cloud,
         consensus_models=backends.ollama.models,
         flow_run_id=flow_run_id,
+        warnings=backends.warnings,
     )
 
 
 def prompt_router(ledger: Ledger, flow_run_id: str | None) -> PromptRouter:
-    backends = connect(ledger, flow_run_id)
+    backends = connect(configuration(), ledger, flow_run_id)
     return PromptRouter(
         ledger=ledger,
         policy=backends.policy,

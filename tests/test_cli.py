@@ -198,9 +198,13 @@ def test_doctor_reports_a_bad_key_and_a_missing_model(
 
     doctor = run_kb("doctor", expect=1).stdout
 
-    assert "the API key was rejected (401)" in doctor
+    assert "Anthropic rejected the API key (401)" in doctor
     assert "has no model 'llama9'; it has: llama3.2:latest, mistral:latest, qwen2.5:7b" in doctor
     assert "deprecated and reaches end of life on November 30th, 2026" in doctor
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", anthropic.api_key)
+    retired = run_kb("doctor", expect=1).stdout
+    assert "Anthropic does not serve model 'claude-sonnet-4-5' (404" in retired
 
 
 def test_creators_add_changes_only_what_it_is_given(kb_env: Path, youtube: FakeYouTube) -> None:

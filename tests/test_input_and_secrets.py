@@ -13,7 +13,7 @@ import pytest
 from creatorkb.errors import SettingsError
 from creatorkb.ledger import Ledger
 from flows.analyze import analyze_videos
-from tests.conftest import run_kb, seed_transcribed
+from tests.conftest import ledger_of, run_kb, seed_transcribed
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
@@ -53,12 +53,28 @@ def test_impossible_settings_are_refused_by_name(
     assert message in str(raised.value)
 
 
-def test_an_unknown_local_model_lists_what_ollama_has(
-    kb_env: Path, ollama: FakeOllama, monkeypatch: pytest.MonkeyPatch
+def test_a_draft_model_ollama_lacks_is_an_unavailable_tier_not_a_crash(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Behaviour changed (issue 11.6): the run does the work that needs no local model.
     monkeypatch.setenv("KB_OLLAMA_DRAFT_MODEL", "llama9")
-    with pytest.raises(SettingsError, match=r"has no model 'llama9'; it has: llama3\.2:latest"):
-        analyze_videos()
+    seed_transcribed(
+        kb_env / "data" / "kb.duckdb",
+        [("vid_crit0001", CRITICAL, "a", TALK), ("vid_med00001", MEDIUM, "b", TALK)],
+        PRIORITIES,
+    )
+
+    summary = analyze_videos()
+
+    assert summary.routes == {"cloud_direct": 1, "fallback_cloud": 1}
+    [warning] = summary.warnings
+    assert "has no model 'llama9'; it has: llama3.2:latest" in warning
+    assert "KB_OLLAMA_DRAFT_MODEL" in warning and "Not possible this run" in summary.to_markdown()
+    reasons = {
+        row["video_id"]: row["reason"]
+        for row in ledger_of(kb_env).rows("SELECT video_id, reason FROM routing_decisions")
+    }
+    assert "has no model 'llama9'" in reasons["vid_med00001"]
 
 
 def test_empty_huge_and_non_english_transcripts(

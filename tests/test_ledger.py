@@ -17,6 +17,7 @@ import pytest
 from creatorkb import ledger as ledger_module
 from creatorkb.errors import LedgerLocked, SchemaTooNew
 from creatorkb.ledger import Ledger, Migration, Write, known_migrations
+from tests.conftest import run_kb
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -264,3 +265,42 @@ def test_a_snapshot_waits_for_a_writer_and_then_holds_nothing(tmp_path: Path) ->
         )
         assert analyst.execute("SELECT name FROM creators").fetchall() == [("S",)]
     assert len(ledger.rows("SELECT * FROM creators")) == 2
+
+
+OLD_KB_WRITER = """
+import duckdb, sys
+db = duckdb.connect(sys.argv[1])
+db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+           " applied_at TIMESTAMPTZ NOT NULL)")
+db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body JSON, usd DECIMAL(20, 12)"
+           " CHECK (usd >= 0))")
+db.execute("INSERT INTO notes SELECT i, '{}', i / 7 FROM range(1000) t(i)")
+"""
+
+
+def test_a_ledger_written_by_duckdb_2_is_named_then_converted_with_every_row(
+    kb_env: Path,
+) -> None:
+    """kb before December 2026 ran on DuckDB 2.0; its files are converted, never lost."""
+    ledger_path = kb_env / "data" / "kb.duckdb"
+    ledger_path.parent.mkdir(parents=True)
+    writer = ["python", "-c", OLD_KB_WRITER, str(ledger_path)]
+    uv = Path(sys.executable).parent / "uv"
+    subprocess.run(
+        [str(uv), "run", "--no-project", "--quiet", "--with", "duckdb==2.0.1", *writer],
+        check=True,
+        capture_output=True,
+    )
+
+    refused = run_kb("init", expect=1).stdout
+    assert "was written by a newer DuckDB" in refused and "`kb ledger convert`" in refused
+
+    converted = run_kb("ledger", "convert").stdout
+    assert "1,000 rows, every count checked" in converted
+    assert (ledger_path.parent / "kb.duckdb.duckdb2").is_file()  # the original, kept
+    run_kb("init")  # the converted file opens and migrates
+    ledger = Ledger(ledger_path)
+    [row] = ledger.rows("SELECT count(*) AS n, max(usd) FILTER (WHERE id = 700) AS usd FROM notes")
+    assert (row["n"], row["usd"]) == (1000, Decimal(100))
+    with pytest.raises(duckdb.ConstraintException):  # keys and checks came along
+        ledger.rows("INSERT INTO notes VALUES (1, NULL, 1)")

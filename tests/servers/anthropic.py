@@ -113,6 +113,9 @@ class FakeAnthropic(LoopbackServer):
         self._cache: dict[tuple[str, str, str], tuple[float, float]] = {}  # -> (expiry, ttl)
         self.route("POST", "/v1/messages", self._messages)
         self.route("POST", "/v1/messages/count_tokens", self._count_tokens, limited=False)
+        self.route("GET", "/v1/models/*", self._model, limited=False)
+        # Models the API no longer serves (404), like the claude-*-4-5 family after its end.
+        self.retired_models: set[str] = {"claude-sonnet-4-5", "claude-haiku-4-5"}
 
     def fail_next(
         self,
@@ -193,6 +196,22 @@ class FakeAnthropic(LoopbackServer):
         with self._lock:
             self.replies.append(message)
         return json_response(message, headers={"request-id": _new_id("req_")})
+
+    def _model(self, request: HttpRequest) -> Response:
+        """``GET /v1/models/{model_id}``: the model's card, or 404 for a retired one."""
+        key = _key_of(request)
+        if key != self.api_key:
+            return self.error_response(401, "invalid x-api-key")
+        model = request.path.removeprefix("/v1/models/")
+        if model in self.retired_models or not model.startswith("claude-"):
+            return self.error_response(404, f"model: {model}")
+        card = {
+            "type": "model",
+            "id": model,
+            "display_name": " ".join(part.capitalize() for part in model.split("-")),
+            "created_at": "2026-05-22T00:00:00Z",
+        }
+        return json_response(card, headers={"request-id": _new_id("req_")})
 
     def _count_tokens(self, request: HttpRequest) -> Response:
         rejection = self._reject(request, ("model", "messages"))

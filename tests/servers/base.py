@@ -179,8 +179,20 @@ class LoopbackServer:
     # routes and service hooks
 
     def route(self, method: str, path: str, handler: Handler, *, limited: bool = True) -> None:
-        """Serve ``method path`` with ``handler``."""
+        """Serve ``method path`` with ``handler``; a path ending in ``/*`` serves every path
+        below it (the handler reads the rest from ``request.path``)."""
         self._routes[method, path] = _Route(handler, limited)
+
+    def _route_for(self, method: str, path: str) -> _Route | None:
+        exact = self._routes.get((method, path))
+        if exact is not None:
+            return exact
+        below = [
+            (len(pattern), route)
+            for (verb, pattern), route in self._routes.items()
+            if verb == method and pattern.endswith("/*") and path.startswith(pattern[:-1])
+        ]
+        return max(below, key=lambda item: item[0])[1] if below else None
 
     def error_response(self, status: int, message: str | None = None) -> Response:
         """The service's error body for ``status``; override to match the real service."""
@@ -264,7 +276,7 @@ class LoopbackServer:
         with self._lock:
             index = len(self._records)
             self._records.append(request)
-        route = self._routes.get((request.method, request.path))
+        route = self._route_for(request.method, request.path)
         dying = False
         try:
             if route is None:
