@@ -122,9 +122,10 @@ def run(videos: int, sequential: bool) -> None:
 
 def one_at_a_time_loop(directory: Path, videos: int) -> float:
     """The same videos analysed again one after another, with no Prefect and no overlap."""
-    from creatorkb.analysis import Analyzer, claim_videos
+    from creatorkb.analysis import analyze_video, claim_videos
     from creatorkb.budget import Budget
     from creatorkb.cloud_model import CloudModel
+    from creatorkb.engine import RoutingEngine
     from creatorkb.ledger import Ledger
     from creatorkb.local_model import LocalModel
     from creatorkb.routing import RoutingPolicyEnvSettings
@@ -134,7 +135,7 @@ def one_at_a_time_loop(directory: Path, videos: int) -> float:
     ledger = Ledger(directory / "sequential.duckdb")
     seed(ledger.path, videos)
     policy = RoutingPolicyEnvSettings()
-    analyzer = Analyzer(
+    engine = RoutingEngine(
         ledger=ledger,
         policy=policy,
         costs=CostOptions(),
@@ -146,7 +147,7 @@ def one_at_a_time_loop(directory: Path, videos: int) -> float:
     )
     started = time.perf_counter()
     for job in claim_videos(ledger, limit=videos, flow_run_id=None):
-        analyzer.analyze(job)
+        analyze_video(engine, job)
     return time.perf_counter() - started
 
 

@@ -13,10 +13,16 @@ from rich.table import Table
 
 from cli.prefect_api import PrefectApi
 from creatorkb.budget import Budget
-from creatorkb.calls import CloudUnavailable, LocalModelMissing, LocalUnavailable
 from creatorkb.cloud_model import check_access, deprecation_notice
-from creatorkb.errors import KBError, SettingsError
-from creatorkb.feed import FeedUnavailable, read_feed
+from creatorkb.errors import (
+    CloudUnavailable,
+    FeedUnavailable,
+    KBError,
+    LocalModelMissing,
+    LocalUnavailable,
+    SettingsError,
+)
+from creatorkb.feed import read_feed
 from creatorkb.ledger import Ledger, known_migrations
 from creatorkb.local_model import LocalModel
 from creatorkb.network import ca_bundle, http_client

@@ -13,6 +13,7 @@ from rich.table import Table
 from cli import prefect_api
 from cli.common import configured, console, flow_server, kb_settings, run
 from creatorkb.channels import ChannelRef, ResolvedChannel, parse_channel_ref, resolve_channel
+from creatorkb.errors import PrefectUnavailable
 from creatorkb.ledger import Ledger, open_ledger
 from creatorkb.network import http_client
 from creatorkb.roster import (
@@ -416,7 +417,7 @@ def doctor() -> None:
 
     try:
         api: prefect_api.PrefectApi | None = prefect_api.discover()
-    except prefect_api.PrefectUnavailable as error:
+    except PrefectUnavailable as error:
         api, problem = None, str(error)
     else:
         problem = None

@@ -20,14 +20,10 @@ from typing import Literal
 
 import httpx
 
-from creatorkb.errors import KBError
+from creatorkb.errors import PrefectUnavailable
 
 UP_FILE = "kb-up.json"
 HEALTH_TIMEOUT_S = 5.0
-
-
-class PrefectUnavailable(KBError):
-    """The Prefect API kb was pointed at does not answer."""
 
 
 @dataclass(frozen=True)

@@ -1,67 +1,63 @@
-"""Tiered analysis of one video: route, draft locally, check, refine in the cloud, record.
+"""Video analysis as a job kind of the routing engine: which videos, their prompts and check,
+and the rows a finished video leaves (its record, its new status, its claim released).
 
-Everything one video's analysis produced (its calls, the decision, the result, the video's
-new status, the budget settlement) is written in one transaction right after the last model
-call, so a run killed midway never loses a paid call for a finished video and the next run
-does not pay for that video again.
+Everything one video's analysis produced is written in one transaction right after its last
+model call, so a run killed midway never loses a paid call for a finished video and the next
+run does not pay for that video again.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from creatorkb.agreement import agreement, mean_agreement
-from creatorkb.calls import LocalUnavailable, ModelAnswer, ModelCall, Purpose
-from creatorkb.chunking import estimate_tokens, split_text
+from creatorkb.agreement import agreement
+from creatorkb.calls import CallLog, ModelAnswer, Purpose
 from creatorkb.confidence import Confidence, assess
+from creatorkb.engine import Draft, Job, Outcome, RoutingEngine, Verdict
 from creatorkb.insight import (
     INSIGHT_SCHEMA,
     PROMPT_VERSION,
     SYSTEM_PROMPT,
     Insight,
     draft_prompt,
-    reduce_prompt,
+    parse_insight,
     refine_prompt,
     synthesis_prompt,
 )
 from creatorkb.ledger import Ledger, Write
 from creatorkb.liveness import is_gone, this_process
 from creatorkb.local_model import LocalModel
-from creatorkb.pricing import call_costs, call_row
+from creatorkb.reading import LocalReader
 from creatorkb.roster import Priority
-from creatorkb.routing import Route, RoutingPolicy, Start, decision_write
-from creatorkb.settings import CostOptions
-from creatorkb.spending import BudgetedCloud
+from creatorkb.routing import Route, RoutingPolicy, Start
+from creatorkb.status import VideoStatus
 
 CLAIM_LIFETIME = timedelta(hours=2)
-MAX_SPLITS = 2  # a part cut despite the sizing is halved, at most this many times
 
 
 @dataclass(frozen=True)
 class VideoJob:
-    """A transcribed video waiting for analysis."""
+    """A transcribed video claimed for analysis (its transcript is loaded when it is run)."""
 
     video_id: str
     channel_id: str
     priority: Priority
     title: str
-    transcript: str
+    status: VideoStatus = VideoStatus.transcribed
 
 
 @dataclass(frozen=True)
-class Outcome:
+class VideoResult:
     """What happened to one video."""
 
     video_id: str
     route: Route | None
-    status: str  # analyzed | deferred | failed
+    status: VideoStatus
     decision_id: str | None = None
     flagged: bool = False
     cloud_usd: Decimal = Decimal(0)
@@ -69,71 +65,150 @@ class Outcome:
     confidence: float | None = None  # the decision's (for consensus: the models' agreement)
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A local draft: the merged record (if any part parsed) and how much was read whole."""
+class VideoAnalysis(Job[Insight]):
+    """One video's transcript turned into its insight record."""
 
-    insight: Insight | None
-    text: str | None
-    coverage: float
-    problems: list[str]
+    system = SYSTEM_PROMPT
+    schema = INSIGHT_SCHEMA
+
+    def __init__(self, video: VideoJob, transcript: str, policy: RoutingPolicy) -> None:
+        self.video = video
+        self.transcript = transcript
+        self.policy = policy
+        self.priority = video.priority
+        self.start_key = video.channel_id
+        self.video_id = video.video_id
+        self.shadow_key = video.video_id
+
+    def direct_prompt(self) -> str:
+        return draft_prompt(self.video.title, self.transcript)
+
+    def draft(
+        self, local: LocalModel, log: CallLog, model: str, purpose: Purpose
+    ) -> Draft[Insight]:
+        return LocalReader(local, log, model, purpose).read(self.video.title, self.transcript)
+
+    def check(self, draft: Draft[Insight]) -> Verdict:
+        return _verdict(self.assess(draft.payload, draft.coverage, draft.problems))
+
+    def assess(
+        self, insight: Insight | None, coverage: float = 1.0, problems: list[str] | None = None
+    ) -> Confidence:
+        """The record's composite confidence against the transcript."""
+        return assess(
+            insight,
+            self.transcript,
+            coverage=coverage,
+            coverage_problems=problems or [],
+            threshold=self.policy.accept_threshold,
+            min_grounding=self.policy.min_grounding,
+        )
+
+    def refine_prompt(self, draft: Draft[Insight], reasons: list[str]) -> str:
+        return refine_prompt(self.video.title, self.transcript, draft.text, reasons)
+
+    def parse(self, answer: ModelAnswer) -> Insight | None:
+        return parse_insight(answer.text)
+
+    def text_of(self, payload: Insight) -> str:
+        return payload.model_dump_json()
+
+    def agreement(self, first: Insight, second: Insight) -> float:
+        return agreement(first, second)
+
+    def synthesis_prompt(self, payloads: list[Insight]) -> str:
+        return synthesis_prompt(self.video.title, payloads)
+
+    def result_writes(self, outcome: Outcome[Insight], now: datetime) -> list[Write]:
+        writes = []
+        if outcome.payload is not None:
+            writes.append(self._analysis_write(outcome, now))
+        status = VideoStatus.transcribed if outcome.deferred else VideoStatus.analyzed
+        reason = outcome.reason if outcome.deferred else None
+        return writes + video_writes(self.video, status, reason, now)
+
+    def _analysis_write(self, outcome: Outcome[Insight], now: datetime) -> Write:
+        insight = outcome.payload
+        assert insight is not None
+        # A cloud or consensus record gets the same evidence check a local draft has.
+        local = outcome.tier == "local"
+        confidence = outcome.confidence if local else self.assess(insight).score
+        row = {
+            "video_id": self.video.video_id,
+            "decision_id": outcome.decision_id,
+            "final_tier": outcome.tier,
+            "model": outcome.model,
+            "confidence": confidence,
+            "result": insight.model_dump(mode="json"),
+            "flagged": outcome.flagged,
+            "prompt_version": PROMPT_VERSION,
+            "created_at": now,
+        }
+        update = tuple(name for name in row if name != "video_id")
+        return Write.upsert("analyses", ("video_id",), [row], update)
 
 
-@dataclass(frozen=True)
-class CloudResult:
-    insight: Insight
-    answer: ModelAnswer
+def _verdict(confidence: Confidence) -> Verdict:
+    return Verdict(
+        confidence.accepted, confidence.reasons, confidence.score, confidence.components()
+    )
 
 
-@dataclass
-class _Work:
-    """What one video's analysis has produced so far."""
-
-    job: VideoJob
-    calls: list[ModelCall] = field(default_factory=list)
-    closings: list[Write] = field(default_factory=list)  # budget reservations to close
-
-
-@dataclass
-class _Reading:
-    """How a local draft's reads went: how many saw their whole prompt, what went wrong."""
-
-    work: _Work
-    model: str
-    purpose: Purpose
-    reads: int = 0
-    whole: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def coverage(self) -> float:
-        return self.whole / self.reads if self.reads else 0.0
-
-
-def _groups(records: list[Insight], room: int) -> list[list[Insight]]:
-    """Consecutive groups whose merge prompt fits `room` tokens (estimated); every group but
-    a lone last one has at least two records, so each round of merging shrinks the list."""
-    groups: list[list[Insight]] = []
-    current: list[Insight] = []
-    used = 0
-    for record in records:
-        size = estimate_tokens(record.model_dump_json()) + 1
-        if len(current) >= 2 and used + size > room:
-            groups.append(current)
-            current, used = [], 0
-        current.append(record)
-        used += size
-    if current:
-        groups.append(current)
-    return groups
+def analyze_video(
+    engine: RoutingEngine,
+    video: VideoJob,
+    start: Start | None = None,
+    models: list[str] | None = None,
+) -> VideoResult:
+    """Route, draft, check, refine and record one video (`start` overrides the policy,
+    `models` the consensus models)."""
+    transcript = load_transcript(engine.ledger, video.video_id)
+    if not transcript.strip():
+        return record_failure(engine.ledger, video, "the transcript is empty")
+    outcome = engine.run(VideoAnalysis(video, transcript, engine.policy), start, models)
+    return VideoResult(
+        video.video_id,
+        outcome.route,
+        VideoStatus.transcribed if outcome.deferred else VideoStatus.analyzed,
+        outcome.decision_id,
+        outcome.flagged,
+        outcome.cloud_usd,
+        outcome.reason,
+        outcome.confidence,
+    )
 
 
-def parse_insight(text: str) -> Insight | None:
-    """The record in a model's answer, or None if it is not valid for the schema."""
-    try:
-        return Insight.model_validate_json(text)
-    except ValidationError:
-        return None
+def load_transcript(ledger: Ledger, video_id: str) -> str:
+    rows = ledger.rows("SELECT text FROM transcripts WHERE video_id = ?", [video_id])
+    return rows[0]["text"] if rows else ""
+
+
+def record_failure(ledger: Ledger, video: VideoJob, reason: str) -> VideoResult:
+    ledger.write(*video_writes(video, VideoStatus.failed, reason, datetime.now(UTC)))
+    return VideoResult(video.video_id, None, VideoStatus.failed, reason=reason)
+
+
+def video_writes(
+    video: VideoJob, status: VideoStatus, reason: str | None, now: datetime
+) -> list[Write]:
+    """The video's new status, and its claim released (done, or free for the next run)."""
+    return [
+        Write.update_existing(
+            "videos",
+            ("video_id",),
+            [
+                {
+                    "video_id": video.video_id,
+                    "status": video.status.becomes(status),
+                    "status_reason": reason,
+                    "updated_at": now,
+                }
+            ],
+        ),
+        Write.update_existing(
+            "analysis_claims", ("video_id",), [{"video_id": video.video_id, "expires_at": now}]
+        ),
+    ]
 
 
 def claim_videos(
@@ -151,27 +226,32 @@ def claim_videos(
     videos are analysed (and paid for) again even if already analysed.
     """
     now = datetime.now(UTC)
-    statuses = ["transcribed", "analyzed"] if force else ["transcribed"]
+    statuses = (
+        [VideoStatus.transcribed, VideoStatus.analyzed] if force else [VideoStatus.transcribed]
+    )
     with ledger.transaction() as connection:
+        holders = connection.execute(
+            "SELECT DISTINCT holder FROM analysis_claims WHERE expires_at > ?", [now]
+        ).fetchall()
+        gone = [holder for (holder,) in holders if is_gone(holder)]
         rows = connection.execute(
-            """
+            f"""
             SELECT v.video_id, v.channel_id, coalesce(c.priority, 'medium') AS priority,
-                   coalesce(v.title, '') AS title, t.text AS transcript,
-                   a.holder, a.expires_at > ? AS claimed
+                   coalesce(v.title, '') AS title, v.status
             FROM videos v
             JOIN transcripts t USING (video_id)
             LEFT JOIN creators c USING (channel_id)
             LEFT JOIN analysis_claims a USING (video_id)
             WHERE list_contains(?, v.status)
               AND (? IS NULL OR list_contains(?, v.video_id))
-            ORDER BY CASE coalesce(c.priority, 'medium') WHEN 'critical' THEN 0
-                     WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END,
+              AND (a.expires_at IS NULL OR a.expires_at <= ? OR list_contains(?, a.holder))
+            ORDER BY {Priority.rank_sql("coalesce(c.priority, 'medium')")},
                      v.published_at DESC NULLS LAST, v.video_id
+            LIMIT ?
             """,
-            [now, statuses, video_ids, video_ids],
+            [[str(s) for s in statuses], video_ids, video_ids, now, gone, limit],
         ).fetchall()
-        free = [row for row in rows if not row[6] or is_gone(row[5])][:limit]
-        jobs = [VideoJob(r[0], r[1], Priority(r[2]), r[3], r[4]) for r in free]
+        jobs = [VideoJob(r[0], r[1], Priority(r[2]), r[3], VideoStatus(r[4])) for r in rows]
         claims = [
             {
                 "video_id": job.video_id,
@@ -194,447 +274,18 @@ def claim_videos(
     return jobs
 
 
-class Analyzer:
-    """Analyses videos by the routing policy; safe to use from many threads at once."""
-
-    def __init__(
-        self,
-        *,
-        ledger: Ledger,
-        policy: RoutingPolicy,
-        costs: CostOptions,
-        local: LocalModel,
-        draft_model: str,
-        cloud: BudgetedCloud,
-        consensus_models: list[str] | None = None,
-        flow_run_id: str | None = None,
-        warnings: list[str] | None = None,
-    ) -> None:
-        self.ledger = ledger
-        self.warnings = warnings or []  # what this run cannot do, and how to fix it
-        self.policy = policy
-        self.costs = costs
-        self.local = local
-        self.draft_model = draft_model
-        self.cloud = cloud
-        self.consensus_models = consensus_models or [draft_model]
-        self.flow_run_id = flow_run_id
-
-    @property
-    def local_slots(self) -> int:
-        return self.local.options.parallel
-
-    @property
-    def cloud_slots(self) -> int:
-        return self.cloud.slots
-
-    # -- the route through one video --------------------------------------------
-
-    def analyze(self, job: VideoJob, start: Start | None = None) -> Outcome:
-        """Route, draft, check, refine and record one video (`start` overrides the policy)."""
-        work = _Work(job)
-        if not job.transcript.strip():
-            return self._record_failure(work, "the transcript is empty")
-        start = start or self.policy.start(job.channel_id, job.priority)
-        if start is Start.cloud:
-            return self._cloud_first(work)
-        if start is Start.consensus:
-            return self._consensus(work)
-        draft = self._draft(work)
-        if isinstance(draft, str):
-            return self._cloud_instead(work, draft)
-        confidence = self.check(job, draft)
-        if confidence.accepted:
-            return self._accept_local(work, draft, confidence)
-        return self._refine(work, draft, confidence)
-
-    def check(self, job: VideoJob, draft: Draft) -> Confidence:
-        """The draft's composite confidence against the transcript."""
-        return assess(
-            draft.insight,
-            job.transcript,
-            coverage=draft.coverage,
-            coverage_problems=draft.problems,
-            threshold=self.policy.accept_threshold,
-            min_grounding=self.policy.min_grounding,
-        )
-
-    def _cloud_first(self, work: _Work) -> Outcome:
-        answer = self._ask_cloud(work, "direct", draft_prompt(work.job.title, work.job.transcript))
-        if isinstance(answer, CloudResult):
-            reason = f"priority {work.job.priority} starts in the cloud"
-            return self._record(work, Route.cloud_direct, reason, answer)
-        return self._cloud_failed(work, answer, draft=None, confidence=None)
-
-    def _cloud_instead(self, work: _Work, local_problem: str) -> Outcome:
-        answer = self._ask_cloud(work, "direct", draft_prompt(work.job.title, work.job.transcript))
-        if isinstance(answer, CloudResult):
-            reason = f"local model unavailable ({local_problem})"
-            return self._record(work, Route.fallback_cloud, reason, answer)
-        reason = f"local model unavailable ({local_problem}) and cloud unavailable ({answer})"
-        return self._record(work, Route.deferred, reason)
-
-    def _accept_local(self, work: _Work, draft: Draft, confidence: Confidence) -> Outcome:
-        assert draft.insight is not None
-        reason = f"local draft passed the check ({confidence.score:.2f})"
-        outcome = self._record(work, Route.local_accept, reason, draft.insight, confidence)
-        if self.policy.shadows(work.job.video_id):
-            self._shadow(work.job, draft.insight, outcome.decision_id)
-        return outcome
-
-    def _refine(self, work: _Work, draft: Draft, confidence: Confidence) -> Outcome:
-        prompt = refine_prompt(work.job.title, work.job.transcript, draft.text, confidence.reasons)
-        answer = self._ask_cloud(work, "refine", prompt)
-        if isinstance(answer, CloudResult):
-            reason = "; ".join(confidence.reasons)
-            return self._record(work, Route.cloud_refine, reason, answer, confidence)
-        return self._cloud_failed(work, answer, draft, confidence)
-
-    def _cloud_failed(
-        self, work: _Work, problem: str, draft: Draft | None, confidence: Confidence | None
-    ) -> Outcome:
-        """The cloud could not answer: keep a local answer (flagged) or defer, per policy."""
-        if self.policy.when_cloud_fails == "deferred":
-            return self._record(work, Route.deferred, f"cloud unavailable ({problem})")
-        if draft is None:
-            local = self._draft(work)
-            if isinstance(local, str):
-                reason = f"cloud unavailable ({problem}) and local unavailable ({local})"
-                return self._record(work, Route.deferred, reason)
-            draft, confidence = local, self.check(work.job, local)
-        if draft.insight is None:
-            reason = f"cloud unavailable ({problem}) and the local draft is unusable"
-            return self._record(work, Route.deferred, reason, None, confidence)
-        reason = f"cloud unavailable ({problem}); local draft kept, flagged"
-        return self._record(work, Route.fallback_local, reason, draft.insight, confidence)
-
-    def _consensus(self, work: _Work) -> Outcome:
-        """Several local models draft at once; a synthesis is built from their records; the
-        cloud is asked when they agree too little."""
-        with ThreadPoolExecutor(len(self.consensus_models)) as pool:
-            drafts = list(
-                pool.map(lambda model: self._draft(work, model, "consensus"), self.consensus_models)
-            )
-        records = [d.insight for d in drafts if isinstance(d, Draft) and d.insight is not None]
-        unused = "; ".join(
-            f"{model}: {draft}"
-            for model, draft in zip(self.consensus_models, drafts, strict=True)
-            if isinstance(draft, str)
-        )
-        if not records:
-            return self._cloud_instead(
-                work, f"no consensus model produced a usable record ({unused or 'none valid'})"
-            )
-        score = mean_agreement(records, agreement)
-        synthesis = self._synthesize(work, records)
-        if synthesis is None:
-            return self._cloud_instead(work, "the consensus could not be synthesised")
-        components = {
-            "agreement": round(score, 4),
-            "answers": len(records),
-            "models": self.consensus_models,
-        }
-        if score >= self.policy.consensus_threshold:
-            reason = f"{len(records)} models agree ({score:.2f})"
-            reason += f"; not answered: {unused}" if unused else ""
-            return self._record(work, Route.consensus, reason, synthesis, agreement=components)
-        reasons = [
-            f"the consensus models agree too little ({score:.2f} < "
-            f"{self.policy.consensus_threshold:.2f})"
-        ]
-        draft = Draft(synthesis, synthesis.model_dump_json(), 1.0, reasons)
-        answer = self._ask_cloud(
-            work, "refine", refine_prompt(work.job.title, work.job.transcript, draft.text, reasons)
-        )
-        if isinstance(answer, CloudResult):
-            return self._record(work, Route.cloud_refine, reasons[0], answer, agreement=components)
-        return self._cloud_failed(work, answer, draft, self.check(work.job, draft))
-
-    def _synthesize(self, work: _Work, records: list[Insight]) -> Insight | None:
-        """One record from several: by the cloud or the local draft model, per policy."""
-        if len(records) == 1:
-            return records[0]
-        prompt = synthesis_prompt(work.job.title, records)
-        if self.policy.synthesizer == "cloud":
-            answer = self._ask_cloud(work, "synthesis", prompt)
-            if isinstance(answer, CloudResult):
-                return answer.insight
-        try:
-            local = self.local.generate(
-                self.draft_model, SYSTEM_PROMPT, prompt, "synthesis", INSIGHT_SCHEMA
-            )
-        except LocalUnavailable as error:
-            work.calls += [error.call] if error.call else []
-            return None
-        work.calls.append(local.call)
-        return parse_insight(local.text)
-
-    # -- local drafting -------------------------------------------------------------
-
-    def _draft(
-        self, work: _Work, model: str | None = None, purpose: Purpose = "draft"
-    ) -> Draft | str:
-        """A local model's draft: the transcript read in parts if it exceeds the context (map),
-        the parts' records merged (reduce); or why the local model could not draft.
-
-        Coverage is the share of these reads that saw their whole prompt."""
-        reading = _Reading(work, model or self.draft_model, purpose)
-        try:
-            room = self.local.prompt_budget(reading.model, SYSTEM_PROMPT)
-            room -= estimate_tokens(draft_prompt(work.job.title, "", 99, 99))
-            parts = split_text(work.job.transcript, room)
-            records: list[Insight] = []
-            for number, part in enumerate(parts, start=1):
-                records += self._read_part(reading, part, number, len(parts), splits=0)
-            merged = self._merge(reading, records) if records else None
-        except LocalUnavailable as error:
-            work.calls += [error.call] if error.call else []
-            return str(error)
-        text = merged.model_dump_json() if merged else None
-        return Draft(merged, text, reading.coverage, reading.problems)
-
-    def _generate(self, reading: _Reading, prompt: str) -> ModelAnswer:
-        answer = self.local.generate(
-            reading.model, SYSTEM_PROMPT, prompt, reading.purpose, INSIGHT_SCHEMA
-        )
-        reading.work.calls.append(answer.call)
-        return answer
-
-    def _judge(self, reading: _Reading, answer: ModelAnswer, what: str) -> Insight | None:
-        """Count a read (whole or cut) and parse its record."""
-        reading.reads += 1
-        if answer.prompt_cut:
-            reading.problems.append(f"{what} was cut by the local context window")
-        else:
-            reading.whole += 1
-        insight = parse_insight(answer.text)
-        if insight is None:
-            cut = " (cut at the output token limit)" if answer.answer_cut else ""
-            reading.problems.append(f"{what}: the answer is not valid for the schema{cut}")
-        return insight
-
-    def _read_part(
-        self, reading: _Reading, part: str, number: int, total: int, splits: int
-    ) -> list[Insight]:
-        """The record(s) of one part; a part the model still cut is read again in halves."""
-        answer = self._generate(reading, draft_prompt(reading.work.job.title, part, number, total))
-        if answer.prompt_cut and splits < MAX_SPLITS and len(part) > 1:
-            records: list[Insight] = []
-            for half in split_text(part, max(estimate_tokens(part) // 2, 1)):
-                records += self._read_part(reading, half, number, total, splits + 1)
-            return records
-        insight = self._judge(reading, answer, f"part {number} of {total}")
-        return [insight] if insight else []
-
-    def _merge(self, reading: _Reading, records: list[Insight]) -> Insight | None:
-        """Merge records in rounds of groups that fit the context, until one is left."""
-        room = self.local.prompt_budget(reading.model, SYSTEM_PROMPT)
-        room -= estimate_tokens(reduce_prompt(reading.work.job.title, []))
-        while len(records) > 1:
-            merged: list[Insight] = []
-            for group in _groups(records, room):
-                result = group[0] if len(group) == 1 else self._merge_group(reading, group, 0)
-                if result is None:
-                    return None
-                merged.append(result)
-            records = merged
-        return records[0]
-
-    def _merge_group(self, reading: _Reading, group: list[Insight], splits: int) -> Insight | None:
-        """One merged record; a group the model cut is merged again in two halves."""
-        answer = self._generate(reading, reduce_prompt(reading.work.job.title, group))
-        if answer.prompt_cut and len(group) > 2 and splits < MAX_SPLITS:
-            middle = len(group) // 2
-            halves = [
-                self._merge_group(reading, g, splits + 1) for g in (group[:middle], group[middle:])
-            ]
-            if None in halves:
-                return None
-            return self._merge_group(reading, [h for h in halves if h], splits + 1)
-        return self._judge(reading, answer, "merging the parts' records")
-
-    # -- the cloud ------------------------------------------------------------------
-
-    def _ask_cloud(self, work: _Work, purpose: Purpose, prompt: str) -> CloudResult | str:
-        """A cloud record, paid from a budget reservation; or why there is none."""
-        reply = self.cloud.ask(SYSTEM_PROMPT, prompt, purpose, INSIGHT_SCHEMA)
-        work.calls += reply.calls
-        work.closings += reply.closings
-        if reply.answer is None:
-            return reply.problem or "the cloud did not answer"
-        insight = parse_insight(reply.answer.text)
-        if insight is None:
-            return "the cloud answer is not valid for the schema"
-        return CloudResult(insight, reply.answer)
-
-    def _shadow(self, job: VideoJob, local: Insight, decision_id: str | None) -> None:
-        """Answer an accepted video in the cloud too, to measure how good local answers are."""
-        work = _Work(job)
-        answer = self._ask_cloud(work, "shadow", draft_prompt(job.title, job.transcript))
-        writes = self._call_writes(work, decision_id)
-        if isinstance(answer, CloudResult):
-            score = agreement(local, answer.insight)
-            review = {
-                "video_id": job.video_id,
-                "decision_id": decision_id,
-                "call_id": answer.answer.call.call_id,
-                "agreement": score,
-                "local_good_enough": score >= self.policy.shadow_agreement,
-                "ts": datetime.now(UTC),
-            }
-            writes.append(
-                Write.upsert(
-                    "shadow_reviews",
-                    ("video_id",),
-                    [review],
-                    update=tuple(name for name in review if name != "video_id"),
-                )
-            )
-        self.ledger.write(*writes)
-
-    # -- recording ------------------------------------------------------------------
-
-    def _call_writes(self, work: _Work, decision_id: str | None) -> list[Write]:
-        rows = [
-            call_row(
-                call,
-                self.costs,
-                flow_run_id=self.flow_run_id,
-                video_id=work.job.video_id,
-                decision_id=decision_id,
-            )
-            for call in work.calls
-        ]
-        return [Write.insert_new("llm_calls", ("call_id",), rows), *work.closings]
-
-    def _record(
-        self,
-        work: _Work,
-        route: Route,
-        reason: str,
-        result: Insight | CloudResult | None = None,
-        confidence: Confidence | None = None,
-        *,
-        agreement: dict[str, object] | None = None,
-    ) -> Outcome:
-        """Write everything this video produced, in one transaction.
-
-        A consensus decision's confidence is the models' agreement (in `components` too)."""
-        job, now = work.job, datetime.now(UTC)
-        decision_id = uuid.uuid4().hex
-        writes = self._call_writes(work, decision_id)
-        components = {**(confidence.components() if confidence else {}), **(agreement or {})}
-        score = agreement["agreement"] if agreement else confidence.score if confidence else None
-        writes.append(
-            decision_write(
-                decision_id=decision_id,
-                route=route,
-                reason=reason,
-                policy=self.policy,
-                flow_run_id=self.flow_run_id,
-                video_id=job.video_id,
-                priority=job.priority,
-                confidence=float(score) if score is not None else None,
-                components=components or None,
-            )
-        )
-        if result is not None:
-            writes.append(self._analysis_write(job, decision_id, route, result, confidence, now))
-        deferred = route is Route.deferred
-        status = "transcribed" if deferred else "analyzed"
-        writes += _video_writes(job, status, reason if deferred else None, now)
-        self.ledger.write(*writes)
-        return Outcome(
-            job.video_id,
-            route,
-            "deferred" if deferred else "analyzed",
-            decision_id,
-            route is Route.fallback_local,
-            sum((call_costs(call, self.costs).cost_usd for call in work.calls), Decimal(0)),
-            reason,
-            float(score) if score is not None else None,
-        )
-
-    def _analysis_write(
-        self,
-        job: VideoJob,
-        decision_id: str,
-        route: Route,
-        result: Insight | CloudResult,
-        confidence: Confidence | None,
-        now: datetime,
-    ) -> Write:
-        if isinstance(result, CloudResult):
-            insight, tier, model = result.insight, "cloud", result.answer.call.model
-        elif route is Route.consensus:
-            insight, tier, model = result, "consensus", "+".join(self.consensus_models)
-        else:
-            insight, tier, model = result, "local", self.draft_model
-        if tier != "local":
-            # A cloud or consensus record gets the same evidence check a local draft has.
-            confidence = assess(
-                insight,
-                job.transcript,
-                coverage=1.0,
-                coverage_problems=[],
-                threshold=self.policy.accept_threshold,
-                min_grounding=self.policy.min_grounding,
-            )
-        row = {
-            "video_id": job.video_id,
-            "decision_id": decision_id,
-            "final_tier": tier,
-            "model": model,
-            "confidence": confidence.score if confidence else None,
-            "result": insight.model_dump(mode="json"),
-            "flagged": route is Route.fallback_local,
-            "prompt_version": PROMPT_VERSION,
-            "created_at": now,
-        }
-        update = tuple(name for name in row if name != "video_id")
-        return Write.upsert("analyses", ("video_id",), [row], update)
-
-    def _record_failure(self, work: _Work, reason: str) -> Outcome:
-        self.ledger.write(
-            *self._call_writes(work, None),
-            *_video_writes(work.job, "failed", reason, datetime.now(UTC)),
-        )
-        return Outcome(work.job.video_id, None, "failed", reason=reason)
-
-
-def _video_writes(job: VideoJob, status: str, reason: str | None, now: datetime) -> list[Write]:
-    """The video's new status, and its claim released (done, or free for the next run)."""
-    return [
-        Write.update_existing(
-            "videos",
-            ("video_id",),
-            [
-                {
-                    "video_id": job.video_id,
-                    "status": status,
-                    "status_reason": reason,
-                    "updated_at": now,
-                }
-            ],
-        ),
-        Write.update_existing(
-            "analysis_claims", ("video_id",), [{"video_id": job.video_id, "expires_at": now}]
-        ),
-    ]
-
-
 class TierQueue:
     """Hands out videos so that the local and the cloud slots all stay busy: each tier has
     its own line of videos and a bounded number in flight (twice its slots; local videos may
     also be waiting for a cloud refinement, so they get the cloud's slots on top)."""
 
-    def __init__(self, jobs: list[VideoJob], analyzer: Analyzer) -> None:
-        self._policy = analyzer.policy
+    def __init__(self, jobs: list[VideoJob], engine: RoutingEngine) -> None:
+        self._policy = engine.policy
         self._lines: dict[bool, deque[VideoJob]] = {True: deque(), False: deque()}
         for job in jobs:
             self._lines[self._in_cloud(job)].append(job)
-        cloud = max(analyzer.cloud_slots, 1)
-        self._limits = {True: 2 * cloud, False: 4 * analyzer.local_slots + cloud}
+        cloud = max(engine.cloud_slots, 1)
+        self._limits = {True: 2 * cloud, False: 4 * engine.local_slots + cloud}
         self._busy = {True: 0, False: 0}
 
     def _in_cloud(self, job: VideoJob) -> bool:
@@ -673,20 +324,23 @@ class AnalysisSummary(BaseModel):
 
     @classmethod
     def of(
-        cls, outcomes: list[Outcome], errors: dict[str, str], warnings: list[str] | None = None
+        cls,
+        results: list[VideoResult],
+        errors: dict[str, str],
+        warnings: list[str] | None = None,
     ) -> AnalysisSummary:
         routes: dict[str, int] = {}
-        for outcome in outcomes:
-            if outcome.route is not None:
-                routes[outcome.route.value] = routes.get(outcome.route.value, 0) + 1
+        for result in results:
+            if result.route is not None:
+                routes[result.route.value] = routes.get(result.route.value, 0) + 1
         return cls(
-            videos=len(outcomes) + len(errors),
-            analyzed=sum(outcome.status == "analyzed" for outcome in outcomes),
-            deferred=sum(outcome.status == "deferred" for outcome in outcomes),
-            failed=sum(outcome.status == "failed" for outcome in outcomes) + len(errors),
+            videos=len(results) + len(errors),
+            analyzed=sum(result.status is VideoStatus.analyzed for result in results),
+            deferred=sum(result.route is Route.deferred for result in results),
+            failed=sum(result.status is VideoStatus.failed for result in results) + len(errors),
             routes=dict(sorted(routes.items())),
-            flagged=sum(outcome.flagged for outcome in outcomes),
-            cloud_usd=sum((outcome.cloud_usd for outcome in outcomes), Decimal(0)),
+            flagged=sum(result.flagged for result in results),
+            cloud_usd=sum((result.cloud_usd for result in results), Decimal(0)),
             errors=errors,
             warnings=warnings or [],
         )

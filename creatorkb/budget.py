@@ -17,15 +17,11 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from creatorkb.errors import KBError
+from creatorkb.errors import BudgetExhausted
 from creatorkb.ledger import Ledger, Write
 from creatorkb.liveness import is_gone, this_process
 
 RESERVATION_LIFETIME = timedelta(hours=1)
-
-
-class BudgetExhausted(KBError):
-    """This call would take the week's cloud spending past the budget."""
 
 
 @dataclass(frozen=True)
@@ -120,15 +116,20 @@ class Budget:
             )
         return reservation
 
+    def release(self, reservation: Reservation) -> None:
+        """Give back a reservation whose call was never sent."""
+        self.ledger.write(self.close(reservation.reservation_id, None))
+
     @staticmethod
-    def close(reservation: Reservation, call_id: str | None) -> Write:
-        """The write that settles a reservation (the call is recorded) or releases it (None)."""
+    def close(reservation_id: str, call_id: str | None) -> Write:
+        """The write that settles a reservation (its call is recorded, answered) or releases
+        it (None: the call failed and cost nothing)."""
         return Write.update_existing(
             "budget_reservations",
             ("reservation_id",),
             [
                 {
-                    "reservation_id": reservation.reservation_id,
+                    "reservation_id": reservation_id,
                     "status": "settled" if call_id else "released",
                     "call_id": call_id,
                 }

@@ -1,15 +1,19 @@
-"""A model call as the ledger records it: who answered, what it used, how long it took."""
+"""Model calls: what is asked (a request), what comes back (an answer and the call's record),
+the log of one job's calls, and the one interface every model backend implements."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from creatorkb.errors import KBError
+from creatorkb.errors import ModelCallFailed
 
-Purpose = Literal["draft", "refine", "direct", "consensus", "synthesis", "shadow", "prompt"]
+Purpose = Literal[
+    "draft", "refine", "direct", "consensus", "synthesis", "shadow", "prompt", "ask", "embed"
+]
 Provider = Literal["ollama", "anthropic"]
 
 
@@ -34,8 +38,19 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ModelRequest:
+    """One generation asked of a model; `model` None means the backend's default model."""
+
+    system: str
+    user: str
+    purpose: Purpose
+    schema: dict[str, Any] | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelCall:
-    """One request to a model, successful or not."""
+    """One request to a model, successful or not, as the ledger records it."""
 
     provider: Provider
     model: str
@@ -46,6 +61,7 @@ class ModelCall:
     busy_ns: int = 0  # Ollama's total_duration: how long the GPU worked on it
     batch: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    reservation_id: str | None = None  # the budget reservation that paid for it (cloud)
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     ts: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -67,37 +83,45 @@ class ModelAnswer:
     prompt_cut: bool = False
     answer_cut: bool = False
 
-
-class ModelCallFailed(KBError):
-    """A model call failed; `call` is its record (with the error type) for the ledger, or
-    None when no generation was attempted (the server could not even be asked)."""
-
-    def __init__(self, message: str, call: ModelCall | None) -> None:
-        super().__init__(message)
-        self.call = call
+    @property
+    def complete(self) -> bool:
+        """A whole answer to the whole prompt, with something in it."""
+        return bool(self.text.strip()) and not self.prompt_cut and not self.answer_cut
 
 
-class LocalUnavailable(ModelCallFailed):
-    """Ollama could not be reached or failed to answer."""
+class ModelBackend(Protocol):
+    """A model server kb can ask (Ollama, Anthropic, or a scripted one in tests)."""
+
+    provider: Provider
+
+    def generate(self, request: ModelRequest) -> ModelAnswer:
+        """Answer the request, or raise ModelCallFailed (with the failed call's record)."""
+        ...
 
 
-class LocalModelMissing(LocalUnavailable):
-    """Ollama runs but lacks the model: that model's work cannot be done locally."""
+class CallLog:
+    """Every call one job made, in order; safe to append to from several threads."""
 
-    def __init__(self, host: str, model: str, installed: list[str] | None = None) -> None:
-        has = f"; it has: {', '.join(installed) or 'none'}" if installed is not None else ""
-        super().__init__(
-            f"Ollama at {host} has no model {model!r}{has}. Run `ollama pull {model}`, or "
-            "name an installed model in KB_OLLAMA_DRAFT_MODEL / KB_OLLAMA_MODELS (or the "
-            "ollama-server block)",
-            None,
-        )
-        self.model = model
+    def __init__(self) -> None:
+        self._calls: list[ModelCall] = []
+        self._lock = threading.Lock()
 
+    @property
+    def calls(self) -> list[ModelCall]:
+        with self._lock:
+            return list(self._calls)
 
-class CloudUnavailable(ModelCallFailed):
-    """Anthropic could not be reached, was overloaded or rate limited past the SDK's retries."""
+    def ask(self, backend: ModelBackend, request: ModelRequest) -> ModelAnswer:
+        """The backend's answer; the call is logged whether it answered or failed."""
+        try:
+            answer = backend.generate(request)
+        except ModelCallFailed as failure:
+            if failure.call is not None:
+                self._add(failure.call)
+            raise
+        self._add(answer.call)
+        return answer
 
-
-class CloudKeyRejected(CloudUnavailable):
-    """Anthropic refused the API key (401/403): no use asking again this run."""
+    def _add(self, call: ModelCall) -> None:
+        with self._lock:
+            self._calls.append(call)

@@ -9,9 +9,11 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from creatorkb.feed import FEED_SIZE, FeedEntry, FeedRead, FeedUnavailable, is_possible_gap
+from creatorkb.errors import FeedUnavailable
+from creatorkb.feed import FEED_SIZE, FeedEntry, FeedRead, is_possible_gap
 from creatorkb.ledger import Ledger, Write
-from creatorkb.roster import Creator
+from creatorkb.roster import Creator, Priority
+from creatorkb.status import VideoStatus
 from creatorkb.transcripts import Transcript, TranscriptFailure, next_attempt_at
 
 
@@ -194,7 +196,7 @@ def _video_row(entry: FeedEntry, source: str, now: datetime) -> dict[str, object
         "title": entry.title,
         "description": entry.description,
         "published_at": entry.published_at,
-        "status": "discovered",
+        "status": VideoStatus.discovered,
         "status_reason": None,
         "source": source,
         "fetch_attempts": 0,
@@ -212,24 +214,23 @@ class VideoToFetch:
     channel_id: str
     title: str | None
     fetch_attempts: int
+    status: VideoStatus = VideoStatus.discovered
 
 
 def videos_to_fetch(ledger: Ledger, now: datetime, limit: int) -> list[VideoToFetch]:
     """Discovered videos, and blocked ones whose retry time has come; important creators first."""
     rows = ledger.rows(
-        """
-        SELECT v.video_id, v.channel_id, v.title, v.fetch_attempts
+        f"""
+        SELECT v.video_id, v.channel_id, v.title, v.fetch_attempts, v.status
         FROM videos v LEFT JOIN creators c USING (channel_id)
-        WHERE v.status = 'discovered'
-           OR (v.status = 'blocked' AND coalesce(v.next_fetch_at <= ?, true))
-        ORDER BY CASE c.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1
-                 WHEN 'medium' THEN 2 ELSE 3 END,
-                 v.published_at DESC NULLS LAST, v.video_id
+        WHERE v.status = '{VideoStatus.discovered}'
+           OR (v.status = '{VideoStatus.blocked}' AND coalesce(v.next_fetch_at <= ?, true))
+        ORDER BY {Priority.rank_sql("c.priority")}, v.published_at DESC NULLS LAST, v.video_id
         LIMIT ?
         """,
         [now, limit],
     )
-    return [VideoToFetch(**row) for row in rows]
+    return [VideoToFetch(**{**row, "status": VideoStatus(row["status"])}) for row in rows]
 
 
 def transcript_writes(
@@ -253,9 +254,9 @@ def transcript_writes(
                     "fetched_at": now,
                 }
             )
-            status, reason, retry_at = "transcribed", None, None
+            status, reason, retry_at = VideoStatus.transcribed, None, None
         else:
-            status, reason = outcome.status, outcome.reason
+            status, reason = VideoStatus(outcome.status), outcome.reason
             retry_at = (
                 next_attempt_at(now, attempts, retry_base_hours)
                 if outcome.status == "blocked"
@@ -264,7 +265,7 @@ def transcript_writes(
         statuses.append(
             {
                 "video_id": video.video_id,
-                "status": status,
+                "status": video.status.becomes(status),
                 "status_reason": reason,
                 "fetch_attempts": attempts,
                 "next_fetch_at": retry_at,

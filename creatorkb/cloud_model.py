@@ -18,16 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from creatorkb.calls import (
-    CloudKeyRejected,
-    CloudUnavailable,
-    ModelAnswer,
-    ModelCall,
-    Purpose,
-    Usage,
-)
+from creatorkb.calls import ModelAnswer, ModelCall, ModelRequest, Purpose, Usage
 from creatorkb.chunking import estimate_tokens
-from creatorkb.errors import SettingsError
+from creatorkb.errors import CloudKeyRejected, CloudUnavailable, SettingsError
 from creatorkb.insight import TOOL_NAME
 from creatorkb.pricing import price
 from creatorkb.settings import AnthropicOptions
@@ -41,6 +34,8 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 class CloudModel:
     """Anthropic's Messages API, at most `concurrency` requests at once."""
+
+    provider = "anthropic"
 
     def __init__(self, options: AnthropicOptions) -> None:
         if options.api_key is None:
@@ -62,55 +57,52 @@ class CloudModel:
         # Set when the key is refused: nobody asks again this run (no 401 storm).
         self.down: str | None = None
 
-    def max_cost(self, system: str, user: str, schema: dict[str, Any] | None) -> Decimal:
+    def max_cost(self, request: ModelRequest) -> Decimal:
         """An upper bound of a request's cost: all input billed at the cache-write rate."""
-        tokens = estimate_tokens(system) + estimate_tokens(user)
-        if schema is not None:
-            tokens += estimate_tokens(json.dumps(schema))
+        tokens = estimate_tokens(request.system) + estimate_tokens(request.user)
+        if request.schema is not None:
+            tokens += estimate_tokens(json.dumps(request.schema))
         output = self.options.max_output_tokens
+        model = request.model or self.model
         if self.options.cache_ttl == "1h":
-            return price(Usage(cache_write_1h_tokens=tokens, output_tokens=output), self.model)
-        return price(Usage(cache_write_5m_tokens=tokens, output_tokens=output), self.model)
+            return price(Usage(cache_write_1h_tokens=tokens, output_tokens=output), model)
+        return price(Usage(cache_write_5m_tokens=tokens, output_tokens=output), model)
 
-    def generate(
-        self,
-        system: str,
-        user: str,
-        purpose: Purpose,
-        schema: dict[str, Any] | None = None,
-    ) -> ModelAnswer:
-        """One Messages request; raises CloudUnavailable (with the failed call) on failure."""
+    def generate(self, request: ModelRequest) -> ModelAnswer:
+        """One Messages request (the configured model unless the request names one); raises
+        CloudUnavailable, with the failed call, on failure."""
+        import anthropic
+
+        model = request.model or self.model
         cache = {"type": "ephemeral", "ttl": self.options.cache_ttl}
-        request: dict[str, Any] = {
-            "model": self.model,
+        message_request: dict[str, Any] = {
+            "model": model,
             "max_tokens": self.options.max_output_tokens,
-            "system": [{"type": "text", "text": system, "cache_control": cache}],
-            "messages": [{"role": "user", "content": user}],
+            "system": [{"type": "text", "text": request.system, "cache_control": cache}],
+            "messages": [{"role": "user", "content": request.user}],
         }
-        if schema is not None:
-            request["tools"] = [
+        if request.schema is not None:
+            message_request["tools"] = [
                 {
                     "name": TOOL_NAME,
                     "description": "Record the analysis of the video.",
-                    "input_schema": schema,
+                    "input_schema": request.schema,
                 }
             ]
-            request["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
-        import anthropic
-
+            message_request["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
         with self._slots:
             if self.down:  # the key was refused while this request waited for a slot
                 raise CloudKeyRejected(self.down, None)
             started = time.perf_counter()
             try:
-                message = self._client.messages.create(**request)
+                message = self._client.messages.create(**message_request)
             except anthropic.APIError as error:
-                raise self._failure(error, purpose, started) from error
+                raise self._failure(error, model, request.purpose, started) from error
         latency = (time.perf_counter() - started) * 1000
         call = ModelCall(
             "anthropic",
-            self.model,
-            purpose,
+            model,
+            request.purpose,
             _usage(message.usage, self.options.cache_ttl),
             latency,
             detail={"stop_reason": message.stop_reason, "request_id": message.id},
@@ -118,12 +110,12 @@ class CloudModel:
         return ModelAnswer(call, _content(message), answer_cut=message.stop_reason == "max_tokens")
 
     def _failure(
-        self, error: anthropic.APIError, purpose: Purpose, started: float
+        self, error: anthropic.APIError, model: str, purpose: Purpose, started: float
     ) -> CloudUnavailable:
         import anthropic
 
         latency = (time.perf_counter() - started) * 1000
-        call = ModelCall("anthropic", self.model, purpose, Usage(), latency, type(error).__name__)
+        call = ModelCall("anthropic", model, purpose, Usage(), latency, type(error).__name__)
         if isinstance(error, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
             self.down = (
                 f"Anthropic rejected the API key ({type(error).__name__}); check "

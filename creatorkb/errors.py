@@ -1,12 +1,90 @@
-"""The exceptions kb raises; each message says what is wrong and what to do next."""
+"""Every error kb raises on purpose; each message says what is wrong and what to do next.
+
+KBError
+├── SettingsError            a configuration value is impossible
+├── RosterError              the roster file or a creator in it is malformed
+├── ChannelNotResolved       a @handle or channel URL names no channel
+├── FeedUnavailable          a channel feed could not be read this time
+├── GapFillFailed            the Data API could not page a channel's uploads
+├── InvalidWeek              a week not written like 2026-W47 (also a ValueError)
+├── PrefectUnavailable       the configured Prefect API does not answer
+├── LedgerError              the ledger cannot be used as it is
+│   ├── LedgerLocked         another process holds the file past the wait bound
+│   └── SchemaTooNew         a newer kb migrated the file
+├── ModelCallFailed          a model call failed (`call` is its record, or None)
+│   ├── LocalUnavailable     Ollama could not be reached or failed to answer
+│   │   └── LocalModelMissing    Ollama runs but lacks the model
+│   └── CloudUnavailable     Anthropic could not answer (down, overloaded, rate limited)
+│       ├── CloudKeyRejected     the key was refused: no use asking again this run
+│       └── BudgetExhausted      the call would take the week past its cloud budget
+└── NoModelAnswered          a prompt that no model could answer
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from creatorkb.calls import ModelCall
+
+__all__ = [
+    "BudgetExhausted",
+    "ChannelNotResolved",
+    "CloudKeyRejected",
+    "CloudUnavailable",
+    "FeedUnavailable",
+    "GapFillFailed",
+    "InvalidWeek",
+    "KBError",
+    "LedgerError",
+    "LedgerLocked",
+    "LocalModelMissing",
+    "LocalUnavailable",
+    "ModelCallFailed",
+    "NoModelAnswered",
+    "PrefectUnavailable",
+    "RosterError",
+    "SchemaTooNew",
+    "SettingsError",
+]
 
 
 class KBError(Exception):
     """Base class for every error kb raises on purpose."""
+
+
+class SettingsError(KBError):
+    """A configuration value is impossible."""
+
+
+class RosterError(KBError):
+    """The creators roster file is malformed or names an invalid creator."""
+
+
+class ChannelNotResolved(KBError):
+    """A @handle or channel URL could not be turned into a channel id."""
+
+
+class FeedUnavailable(KBError):
+    """The feed could not be read this time (HTTP error or network); worth retrying."""
+
+    def __init__(self, channel_id: str, detail: str, status: int | None = None) -> None:
+        self.channel_id = channel_id
+        self.status = status
+        super().__init__(f"feed of {channel_id} unavailable: {detail}")
+
+
+class GapFillFailed(KBError):
+    """The YouTube Data API refused or failed to page a channel's uploads."""
+
+
+class InvalidWeek(KBError, ValueError):
+    """A week that is not written like 2026-W47, or that its year does not have."""
+
+
+class PrefectUnavailable(KBError):
+    """The Prefect API kb was pointed at does not answer."""
 
 
 class LedgerError(KBError):
@@ -43,13 +121,43 @@ class SchemaTooNew(LedgerError):
         )
 
 
-class RosterError(KBError):
-    """The creators roster file is malformed or names an invalid creator."""
+class ModelCallFailed(KBError):
+    """A model call failed; `call` is its record (with the error type) for the ledger, or
+    None when no generation was attempted (the server could not even be asked)."""
+
+    def __init__(self, message: str, call: ModelCall | None = None) -> None:
+        super().__init__(message)
+        self.call = call
 
 
-class ChannelNotResolved(KBError):
-    """A @handle or channel URL could not be turned into a channel id."""
+class LocalUnavailable(ModelCallFailed):
+    """Ollama could not be reached or failed to answer."""
 
 
-class SettingsError(KBError):
-    """A configuration value is impossible."""
+class LocalModelMissing(LocalUnavailable):
+    """Ollama runs but lacks the model: that model's work cannot be done locally."""
+
+    def __init__(self, host: str, model: str, installed: list[str] | None = None) -> None:
+        has = f"; it has: {', '.join(installed) or 'none'}" if installed is not None else ""
+        super().__init__(
+            f"Ollama at {host} has no model {model!r}{has}. Run `ollama pull {model}`, or "
+            "name an installed model in KB_OLLAMA_DRAFT_MODEL / KB_OLLAMA_MODELS (or the "
+            "ollama-server block)"
+        )
+        self.model = model
+
+
+class CloudUnavailable(ModelCallFailed):
+    """Anthropic could not be reached, was overloaded or rate limited past the SDK's retries."""
+
+
+class CloudKeyRejected(CloudUnavailable):
+    """Anthropic refused the API key (401/403): no use asking again this run."""
+
+
+class BudgetExhausted(CloudUnavailable):
+    """This call would take the week's cloud spending past the budget."""
+
+
+class NoModelAnswered(KBError):
+    """Neither the local nor the cloud model could answer a prompt."""

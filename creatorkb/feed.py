@@ -10,7 +10,7 @@ from typing import Literal
 
 import httpx
 
-from creatorkb.errors import KBError
+from creatorkb.errors import FeedUnavailable, GapFillFailed
 
 FEED_URL = "https://www.youtube.com/feeds/videos.xml"
 FEED_SIZE = 15  # YouTube lists only the latest 15 uploads
@@ -20,19 +20,6 @@ _NS = {
     "yt": "http://www.youtube.com/xml/schemas/2015",
     "media": "http://search.yahoo.com/mrss/",
 }
-
-
-class FeedUnavailable(KBError):
-    """The feed could not be read this time (HTTP error or network); worth retrying."""
-
-    def __init__(self, channel_id: str, detail: str, status: int | None = None) -> None:
-        self.channel_id = channel_id
-        self.status = status
-        super().__init__(f"feed of {channel_id} unavailable: {detail}")
-
-
-class GapFillFailed(KBError):
-    """The YouTube Data API refused or failed to page a channel's uploads."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 PROMPT_VERSION = "insight-v1"
 TOOL_NAME = "record_insight"
@@ -46,6 +46,15 @@ class Insight(BaseModel):
 
 
 INSIGHT_SCHEMA: dict[str, Any] = Insight.model_json_schema()
+
+
+def parse_insight(text: str) -> Insight | None:
+    """The record in a model's answer, or None if it is not valid for the schema."""
+    try:
+        return Insight.model_validate_json(text)
+    except ValidationError:
+        return None
+
 
 SYSTEM_PROMPT = f"""\
 You turn transcripts of YouTube videos into records for a knowledge base. Prompt version \

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import httpx
 
-from creatorkb.calls import (
-    LocalModelMissing,
-    LocalUnavailable,
-    ModelAnswer,
-    ModelCall,
-    Purpose,
-    Usage,
-)
+from creatorkb.calls import ModelAnswer, ModelCall, ModelRequest, Usage
 from creatorkb.chunking import estimate_tokens
+from creatorkb.errors import LocalModelMissing, LocalUnavailable
 from creatorkb.settings import OllamaOptions
 
 _CONTEXT_STEP = 1024
@@ -30,6 +23,8 @@ _CONTEXT_STEP = 1024
 
 class LocalModel:
     """Ollama, at most `parallel` requests at once (more would only queue in Ollama)."""
+
+    provider = "ollama"
 
     def __init__(self, options: OllamaOptions) -> None:
         import ollama  # imported here: commands that never ask Ollama start faster
@@ -110,17 +105,13 @@ class LocalModel:
 
     # -- generation --------------------------------------------------------------
 
-    def generate(
-        self,
-        model: str,
-        system: str,
-        user: str,
-        purpose: Purpose,
-        schema: dict[str, Any] | None = None,
-    ) -> ModelAnswer:
-        """One chat request; raises LocalUnavailable (with the failed call) if Ollama fails."""
+    def generate(self, request: ModelRequest) -> ModelAnswer:
+        """One chat request (the draft model unless the request names one); raises
+        LocalUnavailable, with the failed call, if Ollama fails."""
         import ollama
 
+        model = request.model or self.options.draft_model
+        system, user, purpose = request.system, request.user, request.purpose
         num_predict = self.options.max_output_tokens
         wanted = estimate_tokens(system) + estimate_tokens(user) + num_predict + 64
         limit = min(self.context_length(model), self.options.max_num_ctx)
@@ -136,7 +127,7 @@ class LocalModel:
                         {"role": "system", "content": system},
                         {"role": "user", "content": user},
                     ],
-                    format=schema,
+                    format=request.schema,
                     options={"num_ctx": num_ctx, "num_predict": num_predict, "temperature": 0},
                     keep_alive=self.options.keep_alive,
                     stream=False,

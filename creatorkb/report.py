@@ -16,7 +16,7 @@ from pydantic import BaseModel, computed_field
 
 from creatorkb import roi
 from creatorkb.budget import week_start
-from creatorkb.errors import KBError
+from creatorkb.errors import InvalidWeek
 from creatorkb.ledger import LedgerReader, Write
 from creatorkb.routing import Route
 from creatorkb.settings import CostOptions
@@ -26,10 +26,6 @@ COSTLIEST_VIDEOS = 5
 STARTED_LOCALLY = (Route.local_accept, Route.cloud_refine, Route.fallback_local)
 
 _WEEK_LABEL = re.compile(r"(\d{4})-W(\d{2})")
-
-
-class InvalidWeek(KBError, ValueError):
-    """A week that is not written like 2026-W47, or that its year does not have."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ class Priority(StrEnum):
         """0 for the most important."""
         return list(Priority).index(self)
 
+    @classmethod
+    def rank_sql(cls, column: str) -> str:
+        """SQL for the rank of the priority in `column` (an unknown one ranks last)."""
+        ranks = " ".join(f"WHEN '{priority.value}' THEN {priority.rank}" for priority in cls)
+        return f"CASE {column} {ranks} ELSE {len(cls) - 1} END"
+
 
 DEFAULT_SCAN_INTERVAL_DAYS: dict[Priority, float] = {
     Priority.critical: 3,

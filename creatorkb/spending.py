@@ -1,28 +1,24 @@
-"""Cloud calls paid from the weekly budget: reserve, call, then settle or release."""
+"""Cloud calls paid from the weekly budget: reserve, call, and tie the call to its reservation.
+
+The recorder settles a call's reservation (or releases it, for a failed call) in the same
+transaction that records the call, so the budget never counts a call twice or loses one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
-from creatorkb.budget import Budget, BudgetExhausted
-from creatorkb.calls import CloudUnavailable, ModelAnswer, ModelCall, Purpose
+from creatorkb.budget import Budget
+from creatorkb.calls import ModelAnswer, ModelRequest
 from creatorkb.cloud_model import CloudModel
-from creatorkb.ledger import Write
-
-
-@dataclass
-class CloudReply:
-    """A budgeted cloud call: the answer (or why there is none), and what the ledger needs."""
-
-    answer: ModelAnswer | None
-    problem: str | None = None
-    calls: list[ModelCall] = field(default_factory=list)
-    closings: list[Write] = field(default_factory=list)  # reservations to settle or release
+from creatorkb.errors import CloudUnavailable, ModelCallFailed
 
 
 class BudgetedCloud:
-    """The cloud model behind the budget; stops asking for the run once the key is refused."""
+    """The cloud model behind the budget (a ModelBackend); stops asking for the run once
+    the key is refused."""
+
+    provider = "anthropic"
 
     def __init__(self, cloud: CloudModel | None, budget: Budget, flow_run_id: str | None) -> None:
         self.cloud = cloud
@@ -42,21 +38,19 @@ class BudgetedCloud:
     def model(self) -> str | None:
         return self.cloud.model if self.cloud else None
 
-    def ask(
-        self, system: str, prompt: str, purpose: Purpose, schema: dict[str, Any] | None = None
-    ) -> CloudReply:
+    def generate(self, request: ModelRequest) -> ModelAnswer:
+        """A cloud answer paid from a reservation; raises CloudUnavailable (BudgetExhausted
+        when the week's budget cannot cover the call)."""
         if self.cloud is None or self.cloud.down:
-            return CloudReply(None, self.down)
+            raise CloudUnavailable(self.down or "the cloud is not asked this run")
+        reservation = self.budget.reserve(self.cloud.max_cost(request), self.flow_run_id)
         try:
-            reservation = self.budget.reserve(
-                self.cloud.max_cost(system, prompt, schema), self.flow_run_id
-            )
-        except BudgetExhausted as error:
-            return CloudReply(None, f"over budget: {error}")
-        try:
-            answer = self.cloud.generate(system, prompt, purpose, schema)
-        except CloudUnavailable as error:
-            calls = [error.call] if error.call else []
-            return CloudReply(None, str(error), calls, [Budget.close(reservation, None)])
-        closing = Budget.close(reservation, answer.call.call_id)
-        return CloudReply(answer, None, [answer.call], [closing])
+            answer = self.cloud.generate(request)
+        except ModelCallFailed as failure:
+            if failure.call is not None:
+                failure.call = replace(failure.call, reservation_id=reservation.reservation_id)
+            else:
+                self.budget.release(reservation)
+            raise
+        call = replace(answer.call, reservation_id=reservation.reservation_id)
+        return replace(answer, call=call)

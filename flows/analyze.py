@@ -14,12 +14,13 @@ from pydantic import Field
 
 from creatorkb.analysis import (
     AnalysisSummary,
-    Analyzer,
-    Outcome,
     TierQueue,
     VideoJob,
+    VideoResult,
+    analyze_video,
     claim_videos,
 )
+from creatorkb.engine import RoutingEngine
 from creatorkb.ledger import open_ledger
 from creatorkb.settings import KBSettings
 from flows import models
@@ -27,9 +28,9 @@ from flows.progress import RunProgress
 
 
 @task(name="analyze-video", task_run_name="analyze-{job.video_id}", cache_policy=NONE)
-def analyze_video(analyzer: Analyzer, job: VideoJob) -> Outcome:
+def analyze_one(engine: RoutingEngine, job: VideoJob) -> VideoResult:
     """Route -> local draft -> confidence check -> cloud refine -> record, for one video."""
-    return analyzer.analyze(job)
+    return analyze_video(engine, job)
 
 
 @flow(name="analyze-videos", task_runner=ThreadPoolTaskRunner(max_workers=64))
@@ -53,9 +54,9 @@ def analyze_videos(
     )
     if not jobs:  # nothing to do: no model client is even started
         return _summarise(AnalysisSummary.of([], {}))
-    analyzer = models.analyzer(config, ledger, runtime.flow_run.id)
-    outcomes, errors = _analyze_all(analyzer, jobs)
-    return _summarise(AnalysisSummary.of(outcomes, errors, analyzer.warnings))
+    engine = models.engine(config, ledger, runtime.flow_run.id)
+    results, errors = _analyze_all(engine, jobs)
+    return _summarise(AnalysisSummary.of(results, errors, engine.warnings))
 
 
 def _summarise(summary: AnalysisSummary) -> AnalysisSummary:
@@ -63,14 +64,16 @@ def _summarise(summary: AnalysisSummary) -> AnalysisSummary:
     return summary
 
 
-def _analyze_all(analyzer: Analyzer, jobs: list[VideoJob]) -> tuple[list[Outcome], dict[str, str]]:
+def _analyze_all(
+    engine: RoutingEngine, jobs: list[VideoJob]
+) -> tuple[list[VideoResult], dict[str, str]]:
     """One task per video, handed out so that every local and cloud slot stays busy (and no
     more are in flight, so that memory stays flat however many videos there are)."""
     progress = RunProgress("Analysing videos", len(jobs))
-    work = TierQueue(jobs, analyzer)
-    finished: queue.Queue[PrefectFuture[Outcome]] = queue.Queue()
-    in_flight: dict[PrefectFuture[Outcome], VideoJob] = {}
-    outcomes: list[Outcome] = []
+    work = TierQueue(jobs, engine)
+    finished: queue.Queue[PrefectFuture[VideoResult]] = queue.Queue()
+    in_flight: dict[PrefectFuture[VideoResult], VideoJob] = {}
+    outcomes: list[VideoResult] = []
     errors: dict[str, str] = {}
 
     def collect_one() -> None:
@@ -79,7 +82,7 @@ def _analyze_all(analyzer: Analyzer, jobs: list[VideoJob]) -> tuple[list[Outcome
         job = in_flight.pop(future)
         work.release(job)
         result = future.state.result(raise_on_failure=False)
-        if isinstance(result, Outcome):
+        if isinstance(result, VideoResult):
             outcomes.append(result)
         else:
             errors[job.video_id] = f"{type(result).__name__}: {result}"
@@ -90,7 +93,7 @@ def _analyze_all(analyzer: Analyzer, jobs: list[VideoJob]) -> tuple[list[Outcome
         if job is None:
             collect_one()
             continue
-        future = analyze_video.submit(analyzer, job)
+        future = analyze_one.submit(engine, job)
         in_flight[future] = job
         future.add_done_callback(finished.put)
     while in_flight:

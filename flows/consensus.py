@@ -8,10 +8,11 @@ from prefect import flow, runtime, task
 from prefect.cache_policies import NONE
 from pydantic import BaseModel, Field
 
-from creatorkb.analysis import Analyzer, VideoJob, claim_videos
+from creatorkb.analysis import VideoJob, analyze_video, claim_videos
+from creatorkb.engine import RoutingEngine
 from creatorkb.errors import KBError
 from creatorkb.ledger import open_ledger
-from creatorkb.prompting import DEFAULT_SYSTEM, PromptRouter
+from creatorkb.prompting import DEFAULT_SYSTEM, prompt_consensus
 from creatorkb.routing import Start
 from creatorkb.settings import KBSettings
 from flows import models as backends
@@ -29,10 +30,12 @@ class ConsensusResult(BaseModel):
 
 
 @task(name="consensus-on-video", task_run_name="consensus-{job.video_id}", cache_policy=NONE)
-def consensus_on_video(analyzer: Analyzer, job: VideoJob) -> ConsensusResult:
+def consensus_on_video(
+    engine: RoutingEngine, job: VideoJob, models: list[str] | None
+) -> ConsensusResult:
     """The video analysed by every consensus model, then synthesised."""
-    outcome = analyzer.analyze(job, start=Start.consensus)
-    stored = analyzer.ledger.rows(
+    outcome = analyze_video(engine, job, Start.consensus, models)
+    stored = engine.ledger.rows(
         "SELECT result ->> 'summary' AS summary FROM analyses WHERE video_id = ?", [job.video_id]
     )
     return ConsensusResult(
@@ -47,10 +50,10 @@ def consensus_on_video(analyzer: Analyzer, job: VideoJob) -> ConsensusResult:
 
 @task(name="consensus-on-prompt", cache_policy=NONE)
 def consensus_on_prompt(
-    router: PromptRouter, prompt: str, models: list[str] | None, system: str
+    engine: RoutingEngine, prompt: str, models: list[str] | None, system: str
 ) -> ConsensusResult:
     """The prompt answered by every consensus model, then synthesised."""
-    result = router.consensus(prompt, models, system=system)
+    result = prompt_consensus(engine, prompt, models, system=system)
     return ConsensusResult(
         route=str(result.route),
         agreement=result.agreement,
@@ -81,16 +84,13 @@ def consensus(
     settings = KBSettings()
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     run_id = runtime.flow_run.id
+    engine = backends.engine(backends.configuration(), ledger, run_id)
     if prompt is not None:
-        router = backends.prompt_router(ledger, run_id)
-        return consensus_on_prompt(router, prompt, models, system)
-    analyzer = backends.analyzer(backends.configuration(), ledger, run_id)
-    if models:
-        analyzer.consensus_models = models
+        return consensus_on_prompt(engine, prompt, models, system)
     jobs = claim_videos(ledger, limit=1, flow_run_id=run_id, video_ids=[video_id], force=True)
     if not jobs:
         raise KBError(
             f"video {video_id} has no transcript yet, or another run is analysing it; "
             "run `kb fetch` first"
         )
-    return consensus_on_video(analyzer, jobs[0])
+    return consensus_on_video(engine, jobs[0], models)

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from prefect import get_run_logger
 
 from blocks import load_options
-from creatorkb.analysis import Analyzer
 from creatorkb.budget import Budget
-from creatorkb.calls import LocalUnavailable
 from creatorkb.cloud_model import CloudModel, deprecation_notice
+from creatorkb.engine import RoutingEngine
+from creatorkb.errors import LocalUnavailable
 from creatorkb.ledger import Ledger
 from creatorkb.local_model import LocalModel
 from creatorkb.pricing import check_priced
-from creatorkb.prompting import PromptRouter
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions
 from creatorkb.spending import BudgetedCloud
@@ -84,30 +83,17 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     return Backends(config.policy, config.costs, config.ollama, local, cloud, warnings)
 
 
-def analyzer(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> Analyzer:
+def engine(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> RoutingEngine:
+    """The routing engine of a run, on both backends."""
     backends = connect(config, ledger, flow_run_id)
-    return Analyzer(
+    return RoutingEngine(
         ledger=ledger,
         policy=backends.policy,
         costs=backends.costs,
         local=backends.local,
-        draft_model=backends.ollama.draft_model,
         cloud=backends.cloud,
+        draft_model=backends.ollama.draft_model,
         consensus_models=backends.ollama.models,
         flow_run_id=flow_run_id,
         warnings=backends.warnings,
-    )
-
-
-def prompt_router(ledger: Ledger, flow_run_id: str | None) -> PromptRouter:
-    backends = connect(configuration(), ledger, flow_run_id)
-    return PromptRouter(
-        ledger=ledger,
-        policy=backends.policy,
-        costs=backends.costs,
-        local=backends.local,
-        local_model=backends.ollama.draft_model,
-        cloud=backends.cloud,
-        consensus_models=backends.ollama.models,
-        flow_run_id=flow_run_id,
     )

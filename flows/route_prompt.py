@@ -8,8 +8,10 @@ from prefect import flow, runtime, task
 from prefect.cache_policies import NONE
 from pydantic import Field
 
+from creatorkb import prompting
+from creatorkb.engine import RoutingEngine
 from creatorkb.ledger import open_ledger
-from creatorkb.prompting import DEFAULT_SYSTEM, PromptResult, PromptRouter
+from creatorkb.prompting import DEFAULT_SYSTEM, PromptResult
 from creatorkb.roster import Priority
 from creatorkb.routing import Level
 from creatorkb.settings import KBSettings
@@ -18,7 +20,7 @@ from flows import models
 
 @task(name="answer-prompt", cache_policy=NONE)
 def answer_prompt(
-    router: PromptRouter,
+    engine: RoutingEngine,
     prompt: str,
     priority: Priority,
     system: str,
@@ -26,8 +28,8 @@ def answer_prompt(
     force_cloud: bool,
 ) -> PromptResult:
     """Local first or cloud, per policy; the decision and every call recorded."""
-    return router.answer(
-        prompt, priority, system=system, prefer_local=prefer_local, force_cloud=force_cloud
+    return prompting.answer_prompt(
+        engine, prompt, priority, system=system, prefer_local=prefer_local, force_cloud=force_cloud
     )
 
 
@@ -53,6 +55,6 @@ def route_prompt(
     """
     settings = KBSettings()
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
-    router = models.prompt_router(ledger, runtime.flow_run.id)
+    engine = models.engine(models.configuration(), ledger, runtime.flow_run.id)
     chosen = priority or (level or Level.L2).priority
-    return answer_prompt(router, prompt, chosen, system, prefer_local, force_cloud)
+    return answer_prompt(engine, prompt, chosen, system, prefer_local, force_cloud)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from creatorkb import analysis
+from creatorkb import reading
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, fabricated, grounded, transcript_in
 from tests.conftest import ledger_of, seed_transcribed
@@ -393,7 +393,7 @@ def test_a_draft_whose_part_stayed_cut_is_never_accepted(
 ) -> None:
     monkeypatch.setenv("KB_OLLAMA_MAX_NUM_CTX", "4096")
     monkeypatch.setenv("KB_OLLAMA_MAX_OUTPUT_TOKENS", "1024")
-    monkeypatch.setattr(analysis, "MAX_SPLITS", 0)  # no second try: the cut part stays cut
+    monkeypatch.setattr(reading, "MAX_SPLITS", 0)  # no second try: the cut part stays cut
     seed_transcribed(
         kb_env / "data" / "kb.duckdb", [("vid_dense02", MEDIUM, "dense", DENSE)], PRIORITIES
     )

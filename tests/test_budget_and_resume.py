@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from creatorkb.calls import ModelRequest
 from creatorkb.cloud_model import CloudModel
 from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt
 from creatorkb.ledger import Ledger
@@ -28,14 +29,14 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 def test_the_budget_holds_under_twenty_concurrent_requests(
     kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    anthropic.latency_s = 0.5  # every call in flight at once while the others reserve
+    anthropic.latency_s = 2.0  # every call in flight at once while the others reserve
     monkeypatch.setenv("KB_ANTHROPIC_CONCURRENCY", "20")
     ledger_path = kb_env / "data" / "kb.duckdb"
     videos = [(f"vid_budg{i:03d}", CRITICAL, "same title", TALK) for i in range(20)]
     seed_transcribed(ledger_path, videos, PRIORITIES)
     # The most one call can cost, as kb estimates it: the budget fits five of them.
     ceiling = CloudModel(AnthropicEnvSettings()).max_cost(
-        SYSTEM_PROMPT, draft_prompt("same title", TALK), INSIGHT_SCHEMA
+        ModelRequest(SYSTEM_PROMPT, draft_prompt("same title", TALK), "direct", INSIGHT_SCHEMA)
     )
     budget = ceiling * Decimal("5.5")
     monkeypatch.setenv("KB_POLICY_WEEKLY_BUDGET_USD", str(budget))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from creatorkb.calls import ModelRequest
 from creatorkb.cloud_model import CloudModel
 from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt
 from creatorkb.ledger import Ledger
@@ -171,7 +172,7 @@ def test_fifty_concurrent_cloud_requests_stay_within_one_reservation_of_the_budg
         PRIORITIES,
     )
     reservation = CloudModel(AnthropicEnvSettings()).max_cost(
-        SYSTEM_PROMPT, draft_prompt("same", TALK), INSIGHT_SCHEMA
+        ModelRequest(SYSTEM_PROMPT, draft_prompt("same", TALK), "direct", INSIGHT_SCHEMA)
     )
     budget = reservation * Decimal("12.5")
     monkeypatch.setenv("KB_POLICY_WEEKLY_BUDGET_USD", str(budget))

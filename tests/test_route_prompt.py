@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from creatorkb.ledger import Ledger
-from creatorkb.prompting import NoModelAnswered
+from creatorkb.errors import NoModelAnswered
 from creatorkb.roster import Priority
 from creatorkb.routing import Level
 from flows.route_prompt import route_prompt

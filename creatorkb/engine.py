@@ -1,0 +1,459 @@
+"""The routing engine: route -> local attempt -> check -> escalate -> record, for every job.
+
+A job kind (a video's analysis, a routed prompt, a question) supplies its prompts, its check
+and its payload; the engine decides where the work goes by the routing policy, asks the
+models through one call log, escalates to the cloud with the draft and the reasons it fell
+short, falls back when a tier is down, and records everything the job produced in one
+transaction: its calls (each paid one settling its budget reservation), the decision, and
+the job's own rows.
+
+    start cloud      direct ──ok──> cloud_direct
+                        └─fails──> deferred | local draft ──> fallback_local | deferred
+    start local      draft ──down──> direct ──ok──> fallback_cloud, else deferred
+                       ├─passes──> local_accept (a sample also shadowed in the cloud)
+                       └─short───> refine ──ok──> cloud_refine
+                                     └─fails──> fallback_local (flagged) | deferred
+    start consensus  drafts of several models ──agree──> consensus (their synthesis)
+                       └─too little, or one usable──> refine as above
+
+A job that cannot wait (a prompt) is never deferred: instead NoModelAnswered is raised, its
+calls still recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from creatorkb.agreement import mean_agreement
+from creatorkb.calls import CallLog, ModelAnswer, ModelRequest, Purpose
+from creatorkb.errors import BudgetExhausted, CloudUnavailable, LocalUnavailable, NoModelAnswered
+from creatorkb.ledger import Ledger, Write
+from creatorkb.recording import billed, call_writes
+from creatorkb.roster import Priority
+from creatorkb.routing import Route, RoutingPolicy, Start, decision_write
+from creatorkb.settings import CostOptions
+
+if TYPE_CHECKING:
+    from creatorkb.local_model import LocalModel
+    from creatorkb.spending import BudgetedCloud
+
+P = TypeVar("P")
+Tier = Literal["local", "cloud", "consensus"]
+
+
+@dataclass(frozen=True)
+class Draft(Generic[P]):
+    """A local answer: its payload (None if unusable), the text passed along when it is
+    refined, how much of the input was read whole, and what went wrong."""
+
+    payload: P | None
+    text: str | None
+    coverage: float = 1.0
+    problems: list[str] = field(default_factory=list)
+    model: str | None = None  # the local model that answered
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a draft is good enough to keep, and why not."""
+
+    accepted: bool
+    reasons: list[str]
+    score: float | None = None
+    components: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CloudAnswer(Generic[P]):
+    payload: P
+    model: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """Why a tier gave nothing usable."""
+
+    problem: str
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[P]):
+    """Where a job ended, with what, and why."""
+
+    route: Route
+    reason: str
+    decision_id: str
+    payload: P | None
+    tier: Tier | None
+    model: str | None
+    confidence: float | None  # the decision's (for consensus: the models' agreement)
+    components: dict[str, Any] | None
+    cloud_usd: Decimal
+
+    @property
+    def flagged(self) -> bool:
+        """A local result the cloud should have checked."""
+        return self.route is Route.fallback_local
+
+    @property
+    def deferred(self) -> bool:
+        return self.route is Route.deferred
+
+
+class Job(ABC, Generic[P]):
+    """One piece of model work. A kind supplies its prompts, its check and its payload."""
+
+    system: str
+    schema: dict[str, Any] | None = None
+    priority: Priority = Priority.medium
+    start_key: str = ""  # the channel id the policy may start per creator
+    video_id: str | None = None
+    can_defer: bool = True  # else, when nothing answers, NoModelAnswered is raised
+    shadow_key: str | None = None  # set for jobs whose local accepts are sampled
+
+    def start(self, policy: RoutingPolicy) -> Start:
+        return policy.start(self.start_key, self.priority)
+
+    @property
+    def cloud_first_reason(self) -> str:
+        return f"priority {self.priority} starts in the cloud"
+
+    @property
+    def local_fallback(self) -> bool:
+        """Whether a local answer may stand in when the cloud cannot answer."""
+        return True
+
+    def purpose(self, step: Purpose) -> Purpose:
+        """What the ledger calls a call made for this step of the job."""
+        return step
+
+    @abstractmethod
+    def direct_prompt(self) -> str:
+        """The prompt a model answers the job from scratch with."""
+
+    @abstractmethod
+    def draft(self, local: LocalModel, log: CallLog, model: str, purpose: Purpose) -> Draft[P]:
+        """A local model's answer; raises LocalUnavailable."""
+
+    @abstractmethod
+    def check(self, draft: Draft[P]) -> Verdict:
+        """Whether the draft is good enough to keep."""
+
+    @abstractmethod
+    def refine_prompt(self, draft: Draft[P], reasons: list[str]) -> str:
+        """Ask the cloud to correct a draft, saying why it fell short."""
+
+    @abstractmethod
+    def parse(self, answer: ModelAnswer) -> P | None:
+        """The payload in a model's answer, or None if there is none."""
+
+    @abstractmethod
+    def text_of(self, payload: P) -> str:
+        """The payload as text, to pass it along to another model."""
+
+    @abstractmethod
+    def agreement(self, first: P, second: P) -> float:
+        """How much two answers agree, 0 to 1."""
+
+    @abstractmethod
+    def synthesis_prompt(self, payloads: list[P]) -> str:
+        """Ask for one answer built from several models' answers."""
+
+    def result_writes(self, outcome: Outcome[P], now: datetime) -> list[Write]:
+        """The job's own rows, written with its decision and calls."""
+        return []
+
+
+@dataclass
+class _Work(Generic[P]):
+    job: Job[P]
+    log: CallLog
+
+
+class RoutingEngine:
+    """Routes jobs by the policy; safe to use from many threads at once."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        policy: RoutingPolicy,
+        costs: CostOptions,
+        local: LocalModel,
+        cloud: BudgetedCloud,
+        draft_model: str,
+        consensus_models: list[str] | None = None,
+        flow_run_id: str | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.policy = policy
+        self.costs = costs
+        self.local = local
+        self.cloud = cloud
+        self.draft_model = draft_model
+        self.consensus_models = consensus_models or [draft_model]
+        self.flow_run_id = flow_run_id
+        self.warnings = warnings or []  # what this run cannot do, and how to fix it
+
+    @property
+    def local_slots(self) -> int:
+        return self.local.options.parallel
+
+    @property
+    def cloud_slots(self) -> int:
+        return self.cloud.slots
+
+    def run(
+        self, job: Job[P], start: Start | None = None, models: list[str] | None = None
+    ) -> Outcome[P]:
+        """Route one job (`start` overrides the policy; `models` the consensus models)."""
+        work = _Work(job, CallLog())
+        start = start or job.start(self.policy)
+        if start is Start.cloud:
+            return self._cloud_first(work)
+        if start is Start.consensus:
+            return self._consensus(work, models or self.consensus_models)
+        try:
+            draft = job.draft(self.local, work.log, self.draft_model, job.purpose("draft"))
+        except LocalUnavailable as error:
+            return self._cloud_instead(work, f"local model unavailable ({error})")
+        verdict = job.check(draft)
+        if verdict.accepted:
+            return self._accept(work, draft, verdict)
+        return self._escalate(work, draft, verdict, verdict.reasons)
+
+    # -- the routes -----------------------------------------------------------------
+
+    def _cloud_first(self, work: _Work[P]) -> Outcome[P]:
+        answer = self._ask_cloud(work, "direct", work.job.direct_prompt())
+        if isinstance(answer, CloudAnswer):
+            return self._record(work, Route.cloud_direct, work.job.cloud_first_reason, answer)
+        return self._cloud_failed(work, answer.problem, None, None)
+
+    def _cloud_instead(self, work: _Work[P], local_problem: str) -> Outcome[P]:
+        answer = self._ask_cloud(work, "direct", work.job.direct_prompt())
+        if isinstance(answer, CloudAnswer):
+            return self._record(work, Route.fallback_cloud, local_problem, answer)
+        return self._give_up(work, f"{local_problem} and cloud unavailable ({answer.problem})")
+
+    def _accept(self, work: _Work[P], draft: Draft[P], verdict: Verdict) -> Outcome[P]:
+        score = f" ({verdict.score:.2f})" if verdict.score is not None else ""
+        reason = f"local draft passed the check{score}"
+        outcome = self._record(work, Route.local_accept, reason, draft, verdict=verdict)
+        key = work.job.shadow_key
+        if key is not None and draft.payload is not None and self.policy.shadows(key):
+            self._shadow(work.job, draft.payload, outcome.decision_id)
+        return outcome
+
+    def _escalate(
+        self,
+        work: _Work[P],
+        draft: Draft[P],
+        verdict: Verdict,
+        reasons: list[str],
+        agreement: dict[str, Any] | None = None,
+    ) -> Outcome[P]:
+        """The cloud corrects the draft, told why it fell short."""
+        answer = self._ask_cloud(work, "refine", work.job.refine_prompt(draft, reasons))
+        if isinstance(answer, CloudAnswer):
+            reason = "; ".join(reasons)
+            return self._record(work, Route.cloud_refine, reason, answer, verdict, agreement)
+        return self._cloud_failed(work, answer.problem, draft, verdict)
+
+    def _cloud_failed(
+        self, work: _Work[P], problem: str, draft: Draft[P] | None, verdict: Verdict | None
+    ) -> Outcome[P]:
+        """The cloud could not answer: keep a local answer (flagged) or defer, per policy."""
+        job = work.job
+        if self.policy.when_cloud_fails == "deferred" and job.can_defer:
+            return self._give_up(work, f"cloud unavailable ({problem})")
+        if draft is None:
+            if not job.local_fallback:
+                return self._give_up(work, f"cloud unavailable ({problem}); local not tried")
+            try:
+                draft = job.draft(self.local, work.log, self.draft_model, job.purpose("draft"))
+            except LocalUnavailable as error:
+                reason = f"cloud unavailable ({problem}) and local unavailable ({error})"
+                return self._give_up(work, reason)
+            verdict = job.check(draft)
+        if draft.payload is None:
+            reason = f"cloud unavailable ({problem}) and the local draft is unusable"
+            return self._give_up(work, reason, verdict)
+        reason = f"cloud unavailable ({problem}); local draft kept, flagged"
+        return self._record(work, Route.fallback_local, reason, draft, verdict=verdict)
+
+    def _consensus(self, work: _Work[P], models: list[str]) -> Outcome[P]:
+        """Several local models answer at once; a synthesis is built from their answers;
+        the cloud is asked when they agree too little or only one answered usably."""
+        job = work.job
+        with ThreadPoolExecutor(len(models)) as pool:
+            tried = list(pool.map(lambda model: self._try_draft(work, model), models))
+        usable = [d for d in tried if isinstance(d, Draft) and d.payload is not None]
+        unused = "; ".join(
+            f"{model}: {d.problem if isinstance(d, NoAnswer) else 'no usable answer'}"
+            for model, d in zip(models, tried, strict=True)
+            if not (isinstance(d, Draft) and d.payload is not None)
+        )
+        if not usable:
+            reason = f"no consensus model produced a usable answer ({unused or 'none'})"
+            return self._cloud_instead(work, reason)
+        payloads = [d.payload for d in usable if d.payload is not None]
+        score = mean_agreement(payloads, job.agreement)
+        agreement = {"agreement": round(score, 4), "answers": len(usable), "models": models}
+        if len(usable) == 1:
+            only = usable[0]
+            reasons = [f"only 1 of {len(models)} consensus models answered usably ({unused})"]
+            return self._escalate(work, only, job.check(only), reasons, agreement)
+        synthesis = self._synthesize(work, payloads)
+        if synthesis is None:
+            return self._cloud_instead(work, "the consensus could not be synthesised")
+        threshold = self.policy.consensus_threshold
+        draft = Draft(synthesis, job.text_of(synthesis))
+        if score >= threshold:
+            reason = f"{len(usable)} models agree ({score:.2f})"
+            reason += f"; not answered: {unused}" if unused else ""
+            return self._record(
+                work, Route.consensus, reason, draft, agreement=agreement, tier="consensus"
+            )
+        reasons = [f"the consensus models agree too little ({score:.2f} < {threshold:.2f})"]
+        return self._escalate(work, draft, job.check(draft), reasons, agreement)
+
+    def _try_draft(self, work: _Work[P], model: str) -> Draft[P] | NoAnswer:
+        try:
+            return work.job.draft(self.local, work.log, model, work.job.purpose("consensus"))
+        except LocalUnavailable as error:
+            return NoAnswer(str(error))
+
+    def _synthesize(self, work: _Work[P], payloads: list[P]) -> P | None:
+        """One answer from several: by the cloud or the local draft model, per policy."""
+        job = work.job
+        prompt = job.synthesis_prompt(payloads)
+        if self.policy.synthesizer == "cloud":
+            answer = self._ask_cloud(work, "synthesis", prompt)
+            if isinstance(answer, CloudAnswer):
+                return answer.payload
+        purpose = job.purpose("synthesis")
+        request = ModelRequest(job.system, prompt, purpose, job.schema, self.draft_model)
+        try:
+            return job.parse(work.log.ask(self.local, request))
+        except LocalUnavailable:
+            return None
+
+    # -- the cloud ------------------------------------------------------------------
+
+    def _ask_cloud(
+        self, work: _Work[P], purpose: Purpose, prompt: str
+    ) -> CloudAnswer[P] | NoAnswer:
+        return self._cloud_answer(work.job, work.log, purpose, prompt)
+
+    def _cloud_answer(
+        self, job: Job[P], log: CallLog, purpose: Purpose, prompt: str
+    ) -> CloudAnswer[P] | NoAnswer:
+        """A cloud payload, paid from a budget reservation; or why there is none."""
+        try:
+            request = ModelRequest(job.system, prompt, job.purpose(purpose), job.schema)
+            answer = log.ask(self.cloud, request)
+        except BudgetExhausted as error:
+            return NoAnswer(f"over budget: {error}")
+        except CloudUnavailable as error:
+            return NoAnswer(str(error))
+        payload = job.parse(answer)
+        if payload is None:
+            return NoAnswer("the cloud answer is not valid for the schema")
+        return CloudAnswer(payload, answer.call.model, answer.call.call_id)
+
+    def _shadow(self, job: Job[P], local: P, decision_id: str) -> None:
+        """Answer an accepted job in the cloud too, to measure how good local answers are."""
+        log = CallLog()
+        answer = self._cloud_answer(job, log, "shadow", job.direct_prompt())
+        writes = self._call_writes(job, log, decision_id)
+        if isinstance(answer, CloudAnswer):
+            score = job.agreement(local, answer.payload)
+            review = {
+                "video_id": job.shadow_key,
+                "decision_id": decision_id,
+                "call_id": answer.call_id,
+                "agreement": score,
+                "local_good_enough": score >= self.policy.shadow_agreement,
+                "ts": datetime.now(UTC),
+            }
+            update = tuple(name for name in review if name != "video_id")
+            writes.append(Write.upsert("shadow_reviews", ("video_id",), [review], update))
+        self.ledger.write(*writes)
+
+    # -- recording ------------------------------------------------------------------
+
+    def _call_writes(self, job: Job[P], log: CallLog, decision_id: str | None) -> list[Write]:
+        return call_writes(
+            log.calls,
+            self.costs,
+            flow_run_id=self.flow_run_id,
+            video_id=job.video_id,
+            decision_id=decision_id,
+        )
+
+    def _give_up(self, work: _Work[P], reason: str, verdict: Verdict | None = None) -> Outcome[P]:
+        """Nothing usable now: defer a job that can wait, else say no model answered."""
+        if work.job.can_defer:
+            return self._record(work, Route.deferred, reason, None, verdict)
+        self.ledger.write(*self._call_writes(work.job, work.log, None))
+        raise NoModelAnswered(f"no model could answer: {reason}")
+
+    def _record(
+        self,
+        work: _Work[P],
+        route: Route,
+        reason: str,
+        result: Draft[P] | CloudAnswer[P] | None,
+        verdict: Verdict | None = None,
+        agreement: dict[str, Any] | None = None,
+        tier: Tier = "local",
+    ) -> Outcome[P]:
+        """Write everything this job produced, in one transaction."""
+        job, now = work.job, datetime.now(UTC)
+        decision_id = uuid.uuid4().hex
+        components = {**((verdict.components or {}) if verdict else {}), **(agreement or {})}
+        score = agreement["agreement"] if agreement else verdict.score if verdict else None
+        if isinstance(result, CloudAnswer):
+            payload, tier, model = result.payload, "cloud", result.model
+        elif result is not None:
+            payload = result.payload
+            model = "+".join(agreement["models"]) if tier == "consensus" and agreement else None
+            model = model or result.model or self.draft_model
+        else:
+            payload, model = None, None
+        outcome = Outcome(
+            route=route,
+            reason=reason,
+            decision_id=decision_id,
+            payload=payload,
+            tier=tier if payload is not None else None,
+            model=model,
+            confidence=float(score) if score is not None else None,
+            components=components or None,
+            cloud_usd=billed(work.log.calls, self.costs),
+        )
+        self.ledger.write(
+            *self._call_writes(job, work.log, decision_id),
+            decision_write(
+                decision_id=decision_id,
+                route=route,
+                reason=reason,
+                policy=self.policy,
+                flow_run_id=self.flow_run_id,
+                video_id=job.video_id,
+                priority=job.priority if job.video_id else None,
+                confidence=outcome.confidence,
+                components=outcome.components,
+            ),
+            *job.result_writes(outcome, now),
+        )
+        return outcome

@@ -1,0 +1,39 @@
+"""What a job's model calls become in the ledger: call rows and their budget settlements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+from creatorkb.budget import Budget
+from creatorkb.calls import ModelCall
+from creatorkb.ledger import Write
+from creatorkb.pricing import call_costs, call_row
+from creatorkb.settings import CostOptions
+
+
+def call_writes(
+    calls: Sequence[ModelCall],
+    costs: CostOptions,
+    *,
+    flow_run_id: str | None,
+    video_id: str | None,
+    decision_id: str | None,
+) -> list[Write]:
+    """The `llm_calls` rows of these calls, and each paid call's reservation closed: settled
+    by an answered call, released by a failed one (it cost nothing)."""
+    rows = [
+        call_row(call, costs, flow_run_id=flow_run_id, video_id=video_id, decision_id=decision_id)
+        for call in calls
+    ]
+    closings = [
+        Budget.close(call.reservation_id, call.call_id if call.ok else None)
+        for call in calls
+        if call.reservation_id
+    ]
+    return [Write.insert_new("llm_calls", ("call_id",), rows), *closings]
+
+
+def billed(calls: Sequence[ModelCall], costs: CostOptions) -> Decimal:
+    """What the cloud billed for these calls."""
+    return sum((call_costs(call, costs).cost_usd for call in calls), Decimal(0))
