@@ -16,7 +16,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from creatorkb.agreement import agreement
-from creatorkb.calls import CallLog, ModelAnswer, Purpose
+from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, Purpose
 from creatorkb.confidence import Confidence, assess
 from creatorkb.engine import Draft, Job, Outcome, RoutingEngine, Verdict
 from creatorkb.insight import (
@@ -31,7 +31,6 @@ from creatorkb.insight import (
 )
 from creatorkb.ledger import Ledger, Write
 from creatorkb.liveness import is_gone, this_process
-from creatorkb.local_model import LocalModel
 from creatorkb.reading import LocalReader
 from creatorkb.roster import Priority
 from creatorkb.routing import Route, RoutingPolicy, Start
@@ -84,7 +83,7 @@ class VideoAnalysis(Job[Insight]):
         return draft_prompt(self.video.title, self.transcript)
 
     def draft(
-        self, local: LocalModel, log: CallLog, model: str, purpose: Purpose
+        self, local: LocalBackend, log: CallLog, model: str, purpose: Purpose
     ) -> Draft[Insight]:
         return LocalReader(local, log, model, purpose).read(self.video.title, self.transcript)
 

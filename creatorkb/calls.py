@@ -99,6 +99,16 @@ class ModelBackend(Protocol):
         ...
 
 
+class LocalBackend(ModelBackend, Protocol):
+    """A model on the owner's own hardware (Ollama, or a scripted one in tests)."""
+
+    parallel: int  # requests it serves at once
+
+    def prompt_budget(self, model: str, system: str) -> int:
+        """Estimated tokens of user text one request can carry whole."""
+        ...
+
+
 class CallLog:
     """Every call one job made, in order; safe to append to from several threads."""
 

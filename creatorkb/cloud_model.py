@@ -53,6 +53,7 @@ class CloudModel:
             max_retries=options.max_retries,
             timeout=options.timeout_seconds,
         )
+        self.concurrency = options.concurrency
         self._slots = threading.BoundedSemaphore(options.concurrency)
         # Set when the key is refused: nobody asks again this run (no 401 storm).
         self.down: str | None = None

@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from creatorkb.agreement import mean_agreement
-from creatorkb.calls import CallLog, ModelAnswer, ModelRequest, Purpose
+from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
 from creatorkb.errors import BudgetExhausted, CloudUnavailable, LocalUnavailable, NoModelAnswered
 from creatorkb.ledger import Ledger, Write
 from creatorkb.recording import billed, call_writes
@@ -40,7 +40,6 @@ from creatorkb.routing import Route, RoutingPolicy, Start, decision_write
 from creatorkb.settings import CostOptions
 
 if TYPE_CHECKING:
-    from creatorkb.local_model import LocalModel
     from creatorkb.spending import BudgetedCloud
 
 P = TypeVar("P")
@@ -139,7 +138,7 @@ class Job(ABC, Generic[P]):
         """The prompt a model answers the job from scratch with."""
 
     @abstractmethod
-    def draft(self, local: LocalModel, log: CallLog, model: str, purpose: Purpose) -> Draft[P]:
+    def draft(self, local: LocalBackend, log: CallLog, model: str, purpose: Purpose) -> Draft[P]:
         """A local model's answer; raises LocalUnavailable."""
 
     @abstractmethod
@@ -186,7 +185,7 @@ class RoutingEngine:
         ledger: Ledger,
         policy: RoutingPolicy,
         costs: CostOptions,
-        local: LocalModel,
+        local: LocalBackend,
         cloud: BudgetedCloud,
         draft_model: str,
         consensus_models: list[str] | None = None,
@@ -205,7 +204,7 @@ class RoutingEngine:
 
     @property
     def local_slots(self) -> int:
-        return self.local.options.parallel
+        return self.local.parallel
 
     @property
     def cloud_slots(self) -> int:

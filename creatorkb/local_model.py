@@ -35,6 +35,7 @@ class LocalModel:
             timeout=options.timeout_seconds,
             limits=httpx.Limits(max_connections=options.parallel * 2),
         )
+        self.parallel = options.parallel
         self._slots = threading.BoundedSemaphore(options.parallel)
         self._context_lengths: dict[str, int] = {}
         self._lock = threading.Lock()

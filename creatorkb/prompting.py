@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from creatorkb.agreement import text_agreement
-from creatorkb.calls import CallLog, ModelAnswer, ModelRequest, Purpose
+from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
 from creatorkb.engine import Draft, Job, Outcome, RoutingEngine, Verdict
 from creatorkb.errors import KBError
-from creatorkb.local_model import LocalModel
 from creatorkb.roster import Priority
 from creatorkb.routing import Route, RoutingPolicy, Start
 
@@ -90,7 +89,7 @@ class PromptJob(Job[str]):
     def direct_prompt(self) -> str:
         return self.prompt
 
-    def draft(self, local: LocalModel, log: CallLog, model: str, purpose: Purpose) -> Draft[str]:
+    def draft(self, local: LocalBackend, log: CallLog, model: str, purpose: Purpose) -> Draft[str]:
         answer = log.ask(local, ModelRequest(self.system, self.prompt, purpose, model=model))
         problems = [] if answer.complete else [CUT_OR_EMPTY]
         return Draft(self.parse(answer), answer.text, problems=problems, model=model)

@@ -8,7 +8,7 @@ saw their whole prompt: anything less and the draft is not accepted.
 
 from __future__ import annotations
 
-from creatorkb.calls import CallLog, ModelAnswer, ModelRequest, Purpose
+from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
 from creatorkb.chunking import estimate_tokens, split_text
 from creatorkb.engine import Draft
 from creatorkb.insight import (
@@ -19,7 +19,6 @@ from creatorkb.insight import (
     parse_insight,
     reduce_prompt,
 )
-from creatorkb.local_model import LocalModel
 
 MAX_SPLITS = 2  # a part cut despite the sizing is halved, at most this many times
 
@@ -27,7 +26,7 @@ MAX_SPLITS = 2  # a part cut despite the sizing is halved, at most this many tim
 class LocalReader:
     """One read of one transcript by one local model; raises LocalUnavailable."""
 
-    def __init__(self, local: LocalModel, log: CallLog, model: str, purpose: Purpose) -> None:
+    def __init__(self, local: LocalBackend, log: CallLog, model: str, purpose: Purpose) -> None:
         self.local = local
         self.log = log
         self.model = model

@@ -7,11 +7,24 @@ transaction that records the call, so the budget never counts a call twice or lo
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
+from typing import Protocol
 
 from creatorkb.budget import Budget
 from creatorkb.calls import ModelAnswer, ModelRequest
-from creatorkb.cloud_model import CloudModel
 from creatorkb.errors import CloudUnavailable, ModelCallFailed
+
+
+class PaidModel(Protocol):
+    """A model that bills (CloudModel, or a scripted one in tests)."""
+
+    model: str
+    down: str | None
+    concurrency: int
+
+    def max_cost(self, request: ModelRequest) -> Decimal: ...
+
+    def generate(self, request: ModelRequest) -> ModelAnswer: ...
 
 
 class BudgetedCloud:
@@ -20,7 +33,7 @@ class BudgetedCloud:
 
     provider = "anthropic"
 
-    def __init__(self, cloud: CloudModel | None, budget: Budget, flow_run_id: str | None) -> None:
+    def __init__(self, cloud: PaidModel | None, budget: Budget, flow_run_id: str | None) -> None:
         self.cloud = cloud
         self.budget = budget
         self.flow_run_id = flow_run_id
@@ -32,7 +45,7 @@ class BudgetedCloud:
 
     @property
     def slots(self) -> int:
-        return self.cloud.options.concurrency if self.cloud else 0
+        return self.cloud.concurrency if self.cloud else 0
 
     @property
     def model(self) -> str | None:

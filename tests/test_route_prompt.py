@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from creatorkb.ledger import Ledger
 from creatorkb.errors import NoModelAnswered
+from creatorkb.ledger import Ledger
 from creatorkb.roster import Priority
 from creatorkb.routing import Level
 from flows.route_prompt import route_prompt

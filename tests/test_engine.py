@@ -1,0 +1,194 @@
+"""The routing rules in milliseconds: the engine driven in-process with scripted models and a
+real DuckDB ledger. The loopback suite (test_analysis, test_route_prompt, test_consensus,
+test_faults) covers the same routes through Prefect and the real clients."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from creatorkb.analysis import VideoAnalysis, VideoJob
+from creatorkb.budget import Budget
+from creatorkb.calls import ModelAnswer, ModelCall, ModelRequest, Usage
+from creatorkb.engine import RoutingEngine
+from creatorkb.errors import CloudUnavailable, LocalUnavailable, NoModelAnswered
+from creatorkb.ledger import Ledger
+from creatorkb.prompting import PromptJob
+from creatorkb.roster import Priority
+from creatorkb.routing import Route, RoutingPolicy, Start
+from creatorkb.scripted import ScriptedModel
+from creatorkb.settings import CostOptions
+from creatorkb.spending import BudgetedCloud
+from tests.analysts import fabricated, grounded
+from tests.test_analysis import TALK
+
+MEDIUM = "UCmediummmmmmmmmmmmmmmmm"
+
+
+def careful(request: ModelRequest) -> str:
+    return json.dumps(grounded(request.user))
+
+
+def careless(request: ModelRequest) -> str:
+    return json.dumps(fabricated(request.user))
+
+
+def down(request: ModelRequest) -> str:
+    raise LocalUnavailable("Ollama at http://gpu:11434 is unreachable")
+
+
+def cloud_down(request: ModelRequest) -> str:
+    failed = ModelCall("anthropic", "claude-sonnet-5", request.purpose, Usage(), 9.0, "Overloaded")
+    raise CloudUnavailable("Anthropic failed: OverloadedError", failed)
+
+
+class Models:
+    """A scripted local and cloud model, an engine on them, and the ledger it writes."""
+
+    def __init__(self, ledger: Ledger, **policy: object) -> None:
+        self.ledger = ledger
+        self.local = ScriptedModel(careful, model="llama3.2")
+        self.cloud = ScriptedModel(careful, provider="anthropic", model="claude-sonnet-5")
+        self.policy = RoutingPolicy.model_validate({"shadow_rate": 0, **policy})
+        budget = Budget(ledger, self.policy.weekly_budget_usd)
+        self.engine = RoutingEngine(
+            ledger=ledger,
+            policy=self.policy,
+            costs=CostOptions(),
+            local=self.local,
+            cloud=BudgetedCloud(self.cloud, budget, None),
+            draft_model="llama3.2",
+            consensus_models=["llama3.2", "qwen2.5:7b", "mistral"],
+        )
+
+    def video(self, title: str = "portrait", start: Start | None = None):
+        job = VideoJob("vid_engine01", MEDIUM, Priority.medium, title)
+        return self.engine.run(VideoAnalysis(job, TALK, self.policy), start)
+
+    def rows(self, sql: str) -> list[dict]:
+        return self.ledger.rows(sql)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    ledger = Ledger(tmp_path / "kb.duckdb")
+    ledger.migrate()
+    return ledger
+
+
+def test_a_grounded_draft_is_accepted_without_the_cloud(ledger: Ledger) -> None:
+    models = Models(ledger)
+    outcome = models.video()
+    assert (outcome.route, outcome.tier, models.cloud.requests) == (Route.local_accept, "local", [])
+    assert outcome.confidence is not None and outcome.confidence >= 0.7
+    [decision] = models.rows("SELECT route, components FROM routing_decisions")
+    assert json.loads(decision["components"])["grounding"] == 1.0
+
+
+def test_a_fabricated_draft_is_refined_with_the_draft_and_its_reasons(ledger: Ledger) -> None:
+    models = Models(ledger)
+    models.local.handler = careless
+    outcome = models.video()
+    assert outcome.route is Route.cloud_refine and "grounding 0.00" in outcome.reason
+    [refine] = models.cloud.requests
+    assert refine.purpose == "refine" and "MagicTool 9000" in refine.user
+    assert "grounding 0.00 is below 0.50" in refine.user
+    # The paid call settled its reservation in the same transaction that recorded it.
+    assert models.rows("SELECT status FROM budget_reservations") == [{"status": "settled"}]
+
+
+def test_local_down_goes_to_the_cloud_and_both_down_defers(ledger: Ledger) -> None:
+    models = Models(ledger)
+    models.local.handler = down
+    assert models.video().route is Route.fallback_cloud
+    models.cloud.handler = cloud_down
+    deferred = models.video()
+    assert deferred.route is Route.deferred and deferred.payload is None
+    assert "unreachable" in deferred.reason and "OverloadedError" in deferred.reason
+
+
+def test_cloud_down_keeps_the_draft_flagged_or_defers_by_policy(ledger: Ledger) -> None:
+    models = Models(ledger)
+    models.local.handler, models.cloud.handler = careless, cloud_down
+    kept = models.video()
+    assert (kept.route, kept.flagged, kept.tier) == (Route.fallback_local, True, "local")
+    waiting = Models(ledger, when_cloud_fails="deferred")
+    waiting.local.handler, waiting.cloud.handler = careless, cloud_down
+    assert waiting.video().route is Route.deferred
+    released = models.rows("SELECT DISTINCT status FROM budget_reservations")
+    assert released == [{"status": "released"}]  # failed calls cost nothing
+
+
+def test_over_budget_is_the_unavailable_cloud_rule(ledger: Ledger) -> None:
+    models = Models(ledger, weekly_budget_usd=0)
+    models.local.handler = careless
+    outcome = models.video()
+    assert outcome.route is Route.fallback_local and "over budget" in outcome.reason
+    assert models.cloud.requests == [] and models.rows("SELECT * FROM budget_reservations") == []
+
+
+def test_cloud_first_by_priority_and_its_fallback(ledger: Ledger) -> None:
+    models = Models(ledger)
+    assert models.video(start=Start.cloud).route is Route.cloud_direct
+    models.cloud.handler = cloud_down
+    assert models.video(start=Start.cloud).route is Route.fallback_local
+
+
+def test_consensus_agreement_dissent_and_a_single_usable_answer(ledger: Ledger) -> None:
+    models = Models(ledger, consensus_threshold=0.8)
+    agreed = models.video(start=Start.consensus)
+    assert (agreed.route, agreed.confidence, agreed.tier) == (Route.consensus, 1.0, "consensus")
+    assert agreed.model == "llama3.2+qwen2.5:7b+mistral"
+    purposes = [r.purpose for r in models.local.requests]
+    assert sorted(purposes) == ["consensus", "consensus", "consensus", "synthesis"]
+
+    models.local.handler = lambda r: careless(r) if r.model == "mistral" else careful(r)
+    dissent = models.video(start=Start.consensus)
+    assert dissent.route is Route.cloud_refine and "agree too little" in dissent.reason
+
+    def only_llama(request: ModelRequest) -> str:
+        if request.model != "llama3.2":
+            raise LocalUnavailable(f"Ollama has no model {request.model!r}")
+        return careful(request)
+
+    models.local.handler = only_llama
+    single = models.video(start=Start.consensus)
+    assert single.route is Route.cloud_refine
+    assert "only 1 of 3 consensus models answered usably" in single.reason
+    assert "qwen2.5:7b: Ollama has no model" in single.reason
+
+
+def test_a_prompt_cut_locally_is_escalated_and_nothing_answering_raises(ledger: Ledger) -> None:
+    models = Models(ledger)
+
+    def cut(request: ModelRequest) -> ModelAnswer:
+        call = ModelCall("ollama", "llama3.2", request.purpose, Usage(10, 256), 1.0)
+        return ModelAnswer(call, "word " * 256, answer_cut=True)
+
+    models.local.handler = cut
+    models.cloud.handler = lambda request: "the whole answer"
+    refined = models.engine.run(PromptJob("Write an essay.", Priority.low))
+    assert (refined.route, refined.payload) == (Route.cloud_refine, "the whole answer")
+    assert "local answer cut or empty" in models.cloud.requests[0].user
+    assert {row["purpose"] for row in models.rows("SELECT purpose FROM llm_calls")} == {"prompt"}
+
+    models.local.handler, models.cloud.handler = down, cloud_down
+    with pytest.raises(NoModelAnswered, match="no model could answer"):
+        models.engine.run(PromptJob("Anyone?", Priority.low))
+    unanswered = models.rows("SELECT decision_id FROM llm_calls WHERE status = 'error'")
+    assert unanswered == [{"decision_id": None}]  # the failed attempt is recorded, undecided
+
+
+def test_a_sampled_local_accept_is_shadowed_in_the_cloud(ledger: Ledger) -> None:
+    models = Models(ledger, shadow_rate=1)
+    outcome = models.video()
+    assert outcome.route is Route.local_accept
+    [shadow] = models.cloud.requests
+    assert shadow.purpose == "shadow"
+    [review] = models.rows("SELECT agreement, local_good_enough FROM shadow_reviews")
+    assert review == {"agreement": 1.0, "local_good_enough": True}
+    [cost] = models.rows("SELECT sum(cost_usd) AS usd FROM llm_calls WHERE purpose = 'shadow'")
+    assert cost["usd"] > Decimal(0)
