@@ -101,6 +101,7 @@ class VideoAnalysis(Job[Insight]):
             coverage_problems=problems or [],
             threshold=self.policy.accept_threshold,
             min_grounding=self.policy.min_grounding,
+            min_quote_words=self.policy.min_quote_words,
         )
 
     def refine_prompt(self, draft: Draft[Insight], reasons: list[str]) -> str:

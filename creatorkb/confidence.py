@@ -1,17 +1,22 @@
 """Whether a draft is good enough to keep: confidence from evidence, not the model's word.
 
-The composite combines four components, each stored with the routing decision:
+Four components are stored with each routing decision:
 
-- schema_valid: the draft parsed and validated against the Insight schema (else score 0);
-- grounding: the share of its quotes and tool names found verbatim in the transcript;
-- coverage: the share of the transcript's parts read whole (a silently truncated part or an
-  unanswered one lowers it);
+- schema_valid: the draft parsed and validated against the Insight schema;
+- grounding: the share of its claims found in the transcript: each evidence quote and tool
+  quote must be a passage (at least `min_quote_words` words, found verbatim, case, spacing
+  and punctuation ignored), a tool's quote must name the tool and say more, and each tool
+  name must occur;
+- coverage: the share of the local reads that saw their whole prompt (Ollama silently cuts
+  what exceeds its context window);
 - self_reported: the model's own confidence.
 
-score = w_grounding * grounding + w_coverage * coverage + w_self * self_reported.
-A draft is accepted only if its score reaches the threshold AND coverage is complete AND
-grounding reaches the policy's minimum, so a transcript that talks the model into claiming
-full confidence cannot buy a local accept without evidence actually found in the transcript.
+Every gate is necessary, none makes up for another: the schema is valid, the transcript was
+read whole, the record says something, grounding reaches `min_grounding`, and the
+confidence, the smaller of the model's own word and the grounding, reaches the accept
+threshold. So evidence can veto a confident draft but never rescue an unsure one, and a
+transcript that talks the model into claiming full confidence buys nothing without evidence.
+The decision's reason lists every gate that failed.
 """
 
 from __future__ import annotations
@@ -23,18 +28,12 @@ from dataclasses import dataclass, field
 from creatorkb.insight import Insight
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class ConfidenceWeights:
-    grounding: float = 0.5
-    coverage: float = 0.25
-    self_reported: float = 0.25
+MIN_SUMMARY_WORDS = 5  # a summary shorter than this says nothing
 
 
 @dataclass(frozen=True)
 class Confidence:
-    """The components, the composite score, and why the draft falls short (if it does)."""
+    """The components, the confidence, and every gate the draft failed (if any)."""
 
     schema_valid: bool
     grounding: float
@@ -59,23 +58,41 @@ def normalize(text: str) -> str:
     return _NON_WORD.sub(" ", folded).strip()
 
 
-def grounding(insight: Insight, transcript: str) -> tuple[float, list[str]]:
-    """Share of quotes and tool names found in the transcript, and the ones that were not."""
+def grounding(
+    insight: Insight, transcript: str, min_quote_words: int = 4
+) -> tuple[float, list[str]]:
+    """Share of the record's claims found in the transcript, and why the others were not."""
     haystack = f" {normalize(transcript)} "
-    claims = [("quote", quote) for quote in insight.evidence_quotes]
-    claims += [("quote", tool.quote) for tool in insight.tools]
-    claims += [("tool", tool.name) for tool in insight.tools]
-    missing = []
-    found = 0
-    for kind, text in claims:
+
+    def found(text: str) -> bool:
         needle = normalize(text)
-        if needle and f" {needle} " in haystack:
-            found += 1
-        else:
-            missing.append(f"{kind} {text[:80]!r}")
-    if not claims:
+        return bool(needle) and f" {needle} " in haystack
+
+    problems: list[str] = []
+
+    def passage(text: str, what: str) -> bool:
+        words = len(normalize(text).split())
+        if words < min_quote_words:
+            problems.append(f"{what} {text[:80]!r} is not a passage ({words} words)")
+            return False
+        if not found(text):
+            problems.append(f"{what} {text[:80]!r} is not in the transcript")
+            return False
+        return True
+
+    checks = [passage(quote, "quote") for quote in insight.evidence_quotes]
+    for tool in insight.tools:
+        named = f" {normalize(tool.name)} " in f" {normalize(tool.quote)} "
+        if not named:
+            problems.append(f"the quote for tool {tool.name!r} does not name it")
+        checks.append(named and passage(tool.quote, f"quote for {tool.name!r}"))
+        in_transcript = found(tool.name)
+        if not in_transcript:
+            problems.append(f"tool {tool.name[:80]!r} is not in the transcript")
+        checks.append(in_transcript)
+    if not checks:
         return 0.0, ["no quotes or tools to check against the transcript"]
-    return found / len(claims), missing
+    return sum(checks) / len(checks), problems
 
 
 def assess(
@@ -86,27 +103,28 @@ def assess(
     coverage_problems: list[str],
     threshold: float,
     min_grounding: float,
-    weights: ConfidenceWeights = ConfidenceWeights(),
+    min_quote_words: int = 4,
 ) -> Confidence:
-    """Score a draft against its transcript."""
+    """Score a draft against its transcript and list every gate it fails."""
     if insight is None:
         reasons = ["the draft is not valid JSON for the insight schema", *coverage_problems]
         return Confidence(False, 0.0, coverage, 0.0, 0.0, False, reasons)
-    share, missing = grounding(insight, transcript)
+    share, missing = grounding(insight, transcript, min_quote_words)
+    # Out-of-range numbers from a model that ignored the schema's bounds count as none.
     self_reported = min(max(insight.confidence, 0.0), 1.0)
-    score = (
-        weights.grounding * share
-        + weights.coverage * coverage
-        + weights.self_reported * self_reported
-    )
+    score = min(self_reported, share)
     reasons = list(coverage_problems)
+    if coverage < 1:
+        reasons.append(f"coverage {coverage:.2f}: the transcript was not read whole")
+    if len(insight.summary.split()) < MIN_SUMMARY_WORDS or not insight.key_points:
+        reasons.append(f"the record says nothing (summary {insight.summary[:60]!r})")
+    shown = "; ".join(missing[:5])
     if share < min_grounding:
-        shown = "; ".join(missing[:5])
+        reasons.append(f"grounding {share:.2f} is below {min_grounding:.2f}: {shown}")
+    elif share < threshold:
+        reasons.append(f"grounding {share:.2f} keeps the confidence below {threshold:.2f}: {shown}")
+    if self_reported < threshold:
         reasons.append(
-            f"grounding {share:.2f} is below {min_grounding:.2f}: not found in the transcript: "
-            f"{shown}"
+            f"the model's own confidence {self_reported:.2f} is below the threshold {threshold:.2f}"
         )
-    if score < threshold:
-        reasons.append(f"confidence {score:.2f} is below the threshold {threshold:.2f}")
-    accepted = not reasons
-    return Confidence(True, share, coverage, self_reported, score, accepted, reasons)
+    return Confidence(True, share, coverage, self_reported, score, not reasons, reasons)

@@ -69,6 +69,9 @@ class RoutingPolicy(BaseModel):
     min_grounding: float = Field(
         0.5, ge=0, le=1, description="Share of quotes and tools that must be in the transcript."
     )
+    min_quote_words: int = Field(
+        4, ge=1, le=50, description="Words a quote needs to count as evidence (a passage)."
+    )
     shadow_rate: float = Field(
         0.05, ge=0, le=1, description="Share of local accepts also answered in the cloud."
     )

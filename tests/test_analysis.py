@@ -423,3 +423,19 @@ def test_a_creator_override_beats_the_priority_rule_and_force_reanalyses(
     [analysis] = ledger_of(kb_env).rows("SELECT final_tier FROM analyses")
     assert analysis == {"final_tier": "cloud"}
     assert len(ledger_of(kb_env).rows("SELECT * FROM routing_decisions")) == 2
+
+
+def test_an_unsure_draft_goes_to_the_cloud_however_well_quoted(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic
+) -> None:
+    ollama.responder = by_title({"unsure": lambda prompt: grounded(prompt, confidence=0.4)})
+    seed(kb_env, ("vid_unsure1", MEDIUM, "unsure"))
+
+    analyze_videos()
+
+    decision = decisions(kb_env)["vid_unsure1"]
+    assert decision["route"] == "cloud_refine"
+    assert "own confidence 0.40 is below the threshold 0.70" in decision["reason"]
+    assert json.loads(decision["components"])["grounding"] == 1.0
+    [refine] = anthropic.calls
+    assert "own confidence 0.40" in refine.user  # the reasons went along with the draft
