@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from creatorkb.calls import ModelAnswer, ModelCall, ModelRequest, Usage
+from creatorkb.calls import ModelAnswer, ModelCall, ModelRequest, Purpose, Usage
 from creatorkb.chunking import estimate_tokens
 from creatorkb.errors import LocalModelMissing, LocalUnavailable
 from creatorkb.settings import OllamaOptions
@@ -39,8 +39,18 @@ class LocalModel:
         self._slots = threading.BoundedSemaphore(options.parallel)
         self._context_lengths: dict[str, int] = {}
         self._lock = threading.Lock()
-        # Set once Ollama is found unreachable: the rest of the run stops asking it.
-        self.down: str | None = None
+        # Why and when Ollama was found unreachable: it is not asked until `reprobe_seconds`
+        # have passed, then the next request tries it again (and clears this if it answers).
+        self._down: tuple[str, float] | None = None
+
+    @property
+    def down(self) -> str | None:
+        """Why Ollama is not asked now, if it is not."""
+        with self._lock:
+            if self._down is None:
+                return None
+            why, since = self._down
+            return why if time.monotonic() - since < self.options.reprobe_seconds else None
 
     # -- what the server has ------------------------------------------------------
 
@@ -93,10 +103,10 @@ class LocalModel:
         return length
 
     def _unreachable(self, error: Exception, call: ModelCall | None = None) -> LocalUnavailable:
-        self.down = (
-            f"Ollama at {self.options.host} is unreachable ({type(error).__name__}: {error})"
-        )
-        return LocalUnavailable(self.down, call)
+        why = f"Ollama at {self.options.host} is unreachable ({type(error).__name__}: {error})"
+        with self._lock:
+            self._down = (why, time.monotonic())
+        return LocalUnavailable(why, call)
 
     def prompt_budget(self, model: str, system: str) -> int:
         """Estimated tokens of user text one request can carry whole."""
@@ -118,29 +128,35 @@ class LocalModel:
         limit = min(self.context_length(model), self.options.max_num_ctx)
         num_ctx = min(limit, -(-wanted // _CONTEXT_STEP) * _CONTEXT_STEP)
         with self._slots:
-            if self.down:  # found down while this request waited for a slot
-                raise LocalUnavailable(self.down, None)
+            down = self.down
+            if down:  # found down while this request waited for a slot
+                raise LocalUnavailable(down, None)
             started = time.perf_counter()
-            try:
-                response = self._client.chat(
-                    model=model,
-                    messages=[
-                        {"role": "system", "content": system},
-                        {"role": "user", "content": user},
-                    ],
-                    format=request.schema,
-                    options={"num_ctx": num_ctx, "num_predict": num_predict, "temperature": 0},
-                    keep_alive=self.options.keep_alive,
-                    stream=False,
-                )
-            except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
-                latency = (time.perf_counter() - started) * 1000
-                call = ModelCall("ollama", model, purpose, Usage(), latency, type(error).__name__)
-                if isinstance(error, ConnectionError | httpx.TransportError):
-                    raise self._unreachable(error, call) from error
-                raise LocalUnavailable(
-                    f"Ollama at {self.options.host} failed: {type(error).__name__}: {error}", call
-                ) from error
+            for attempt in range(self.options.retries + 1):
+                if attempt:  # a blip is not an outage: try again after a growing pause
+                    time.sleep(self.options.retry_delay_seconds * 2 ** (attempt - 1))
+                try:
+                    response = self._client.chat(
+                        model=model,
+                        messages=[
+                            {"role": "system", "content": system},
+                            {"role": "user", "content": user},
+                        ],
+                        format=request.schema,
+                        options={
+                            "num_ctx": num_ctx,
+                            "num_predict": num_predict,
+                            "temperature": 0,
+                        },
+                        keep_alive=self.options.keep_alive,
+                        stream=False,
+                    )
+                    break
+                except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
+                    if _lasting(error) or attempt == self.options.retries:
+                        raise self._failure(error, model, purpose, started, attempt) from error
+        with self._lock:
+            self._down = None  # it answered
         latency = (time.perf_counter() - started) * 1000
         prompt_tokens = response.prompt_eval_count or 0
         # The prompt ate into the room kept for the answer: Ollama must have cut it.
@@ -154,6 +170,7 @@ class LocalModel:
             busy_ns=response.total_duration or 0,
             detail={
                 "num_ctx": num_ctx,
+                "attempts": attempt + 1,
                 "prompt_truncated": cut,
                 "done_reason": response.done_reason,
                 "load_ms": round((response.load_duration or 0) / 1e6, 1),
@@ -161,3 +178,35 @@ class LocalModel:
         )
         text = response.message.content or ""
         return ModelAnswer(call, text, prompt_cut=cut, answer_cut=response.done_reason == "length")
+
+    def _failure(
+        self, error: Exception, model: str, purpose: Purpose, started: float, attempt: int
+    ) -> LocalUnavailable:
+        import ollama
+
+        latency = (time.perf_counter() - started) * 1000
+        call = ModelCall(
+            "ollama",
+            model,
+            purpose,
+            Usage(),
+            latency,
+            type(error).__name__,
+            detail={"attempts": attempt + 1},
+        )
+        if isinstance(error, ConnectionError | httpx.TransportError):
+            return self._unreachable(error, call)
+        if isinstance(error, ollama.ResponseError) and error.status_code == 404:
+            missing = LocalModelMissing(self.options.host, model)
+            missing.call = call
+            return missing
+        return LocalUnavailable(
+            f"Ollama at {self.options.host} failed: {type(error).__name__}: {error}", call
+        )
+
+
+def _lasting(error: Exception) -> bool:
+    """An error a retry cannot mend (a 4xx: a missing model, a bad request)."""
+    import ollama
+
+    return isinstance(error, ollama.ResponseError) and 400 <= error.status_code < 500

@@ -97,6 +97,19 @@ class OllamaOptions(BaseModel):
     )
     max_output_tokens: int = Field(2048, ge=256, description="num_predict for each answer.")
     timeout_seconds: float = Field(600.0, gt=0, description="Longest wait for one answer.")
+    retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a failed local request (5xx, connection) before "
+        "the work falls back.",
+    )
+    retry_delay_seconds: float = Field(
+        0.5, ge=0, description="First delay between local retries; doubles on each retry."
+    )
+    reprobe_seconds: float = Field(
+        30.0, ge=0, description="After Ollama is found down, how long until it is tried again."
+    )
 
 
 class OllamaEnvSettings(OllamaOptions, BaseSettings):

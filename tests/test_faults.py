@@ -16,9 +16,11 @@ import pytest
 
 from creatorkb.calls import ModelRequest
 from creatorkb.cloud_model import CloudModel
+from creatorkb.errors import LocalUnavailable
 from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt
 from creatorkb.ledger import Ledger
-from creatorkb.settings import AnthropicEnvSettings
+from creatorkb.local_model import LocalModel
+from creatorkb.settings import AnthropicEnvSettings, OllamaOptions
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, fabricated
 from tests.conftest import KB, seed_transcribed
@@ -185,3 +187,34 @@ def test_fifty_concurrent_cloud_requests_stay_within_one_reservation_of_the_budg
     assert summary.analyzed == 50
     assert 1 <= summary.routes.get("cloud_direct", 0) < 50
     assert anthropic.max_concurrency >= 2
+
+
+def test_a_blip_of_ollama_is_retried_not_sent_to_the_cloud(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_OLLAMA_RETRY_DELAY_SECONDS", "0.05")
+    seed_many(kb_env, 1)
+    ollama.fail_next(1, 500)  # one "llama runner process has terminated"
+
+    assert analyze_videos().routes == {"local_accept": 1}
+    assert anthropic.calls == []
+    ledger = assert_consistent(kb_env, anthropic)
+    [call] = ledger.rows("SELECT detail ->> 'attempts' AS attempts FROM llm_calls")
+    assert call["attempts"] == "2"
+
+
+def test_ollama_found_down_is_tried_again_after_a_while(ollama: FakeOllama) -> None:
+    local = LocalModel(
+        OllamaOptions(host=ollama.url, retries=0, reprobe_seconds=0.5, max_output_tokens=256)
+    )
+    request = ModelRequest("system", "say hi", "prompt", model="llama3.2")
+    ollama.down()
+    with pytest.raises(LocalUnavailable, match="unreachable"):
+        local.generate(request)
+    assert local.down is not None
+    ollama.up()
+    with pytest.raises(LocalUnavailable, match="unreachable"):  # not asked while written off
+        local.generate(request)
+    time.sleep(0.6)
+    assert local.down is None  # half open: the next request probes it
+    assert local.generate(request).text
