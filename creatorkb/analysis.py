@@ -26,6 +26,7 @@ from creatorkb.insight import (
     Insight,
     draft_prompt,
     parse_insight,
+    record_tokens,
     refine_prompt,
     synthesis_prompt,
 )
@@ -78,6 +79,7 @@ class VideoAnalysis(Job[Insight]):
         self.start_key = video.channel_id
         self.video_id = video.video_id
         self.shadow_key = video.video_id
+        self.max_output_tokens = record_tokens(transcript)
 
     def direct_prompt(self) -> str:
         return draft_prompt(self.video.title, self.transcript)

@@ -39,13 +39,19 @@ class Usage:
 
 @dataclass(frozen=True)
 class ModelRequest:
-    """One generation asked of a model; `model` None means the backend's default model."""
+    """One generation asked of a model; `model` None means the backend's default model, and
+    `max_output_tokens` the most the answer can need (None: the backend's configured limit)."""
 
     system: str
     user: str
     purpose: Purpose
     schema: dict[str, Any] | None = None
     model: str | None = None
+    max_output_tokens: int | None = None
+
+    def output_limit(self, configured: int) -> int:
+        """The output tokens to allow: what the answer can need, within the configured cap."""
+        return min(configured, self.max_output_tokens or configured)
 
 
 @dataclass(frozen=True)
@@ -76,17 +82,20 @@ class ModelAnswer:
 
     `prompt_cut`: the model did not read the whole prompt (Ollama's silent truncation).
     `answer_cut`: the answer stopped at the output token limit.
+    `stopped`: kb stopped the answer early, and why (it had started to repeat itself).
     """
 
     call: ModelCall
     text: str
     prompt_cut: bool = False
     answer_cut: bool = False
+    stopped: str | None = None  # why kb stopped the answer early (it started to loop)
 
     @property
     def complete(self) -> bool:
         """A whole answer to the whole prompt, with something in it."""
-        return bool(self.text.strip()) and not self.prompt_cut and not self.answer_cut
+        whole = not (self.prompt_cut or self.answer_cut or self.stopped)
+        return bool(self.text.strip()) and whole
 
 
 class ModelBackend(Protocol):

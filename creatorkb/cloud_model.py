@@ -59,11 +59,12 @@ class CloudModel:
         self.down: str | None = None
 
     def max_cost(self, request: ModelRequest) -> Decimal:
-        """An upper bound of a request's cost: all input billed at the cache-write rate."""
+        """An upper bound of a request's cost: all input billed at the cache-write rate, and
+        as much output as the request can need."""
         tokens = estimate_tokens(request.system) + estimate_tokens(request.user)
         if request.schema is not None:
             tokens += estimate_tokens(json.dumps(request.schema))
-        output = self.options.max_output_tokens
+        output = request.output_limit(self.options.max_output_tokens)
         model = request.model or self.model
         if self.options.cache_ttl == "1h":
             return price(Usage(cache_write_1h_tokens=tokens, output_tokens=output), model)
@@ -78,7 +79,7 @@ class CloudModel:
         cache = {"type": "ephemeral", "ttl": self.options.cache_ttl}
         message_request: dict[str, Any] = {
             "model": model,
-            "max_tokens": self.options.max_output_tokens,
+            "max_tokens": request.output_limit(self.options.max_output_tokens),
             "system": [{"type": "text", "text": request.system, "cache_control": cache}],
             "messages": [{"role": "user", "content": request.user}],
         }

@@ -116,6 +116,7 @@ class Job(ABC, Generic[P]):
     video_id: str | None = None
     can_defer: bool = True  # else, when nothing answers, NoModelAnswered is raised
     shadow_key: str | None = None  # set for jobs whose local accepts are sampled
+    max_output_tokens: int | None = None  # the most an answer can need (None: the cap)
 
     def start(self, policy: RoutingPolicy) -> Start:
         return policy.start(self.start_key, self.priority)
@@ -339,8 +340,10 @@ class RoutingEngine:
             answer = self._ask_cloud(work, "synthesis", prompt)
             if isinstance(answer, CloudAnswer):
                 return answer.payload
-        purpose = job.purpose("synthesis")
-        request = ModelRequest(job.system, prompt, purpose, job.schema, self.draft_model)
+        # A synthesis is bounded by the answers it merges, not by the job's own input.
+        request = ModelRequest(
+            job.system, prompt, job.purpose("synthesis"), job.schema, self.draft_model
+        )
         try:
             return job.parse(work.log.ask(self.local, request))
         except LocalUnavailable:
@@ -358,7 +361,10 @@ class RoutingEngine:
     ) -> CloudAnswer[P] | NoAnswer:
         """A cloud payload, paid from a budget reservation; or why there is none."""
         try:
-            request = ModelRequest(job.system, prompt, job.purpose(purpose), job.schema)
+            limit = None if purpose == "synthesis" else job.max_output_tokens
+            request = ModelRequest(
+                job.system, prompt, job.purpose(purpose), job.schema, max_output_tokens=limit
+            )
             answer = log.ask(self.cloud, request)
         except BudgetExhausted as error:
             return NoAnswer(f"over budget: {error}")

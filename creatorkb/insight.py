@@ -3,42 +3,62 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-PROMPT_VERSION = "insight-v1"
+from creatorkb.chunking import CHARS_PER_TOKEN
+
+PROMPT_VERSION = "insight-v2"
 TOOL_NAME = "record_insight"
+
+# Bounds on every list and string: a model's grammar then cannot run on forever (a small
+# model repeating its key points until the output limit, seen with Gemma 3 270M).
+Sentence = Annotated[str, Field(max_length=400)]
+Label = Annotated[str, Field(max_length=60)]
 
 
 class ToolMention(BaseModel):
     """A tool, product or library the video names, with the words that name it."""
 
-    name: str = Field(description="The tool's name as spoken in the video.")
-    quote: str = Field(description="The transcript passage naming the tool, copied verbatim.")
+    name: Label = Field(description="The tool's name as spoken in the video.")
+    quote: Sentence = Field(description="The transcript passage naming the tool, copied verbatim.")
 
 
 class Technique(BaseModel):
     """A technique or workflow the video teaches."""
 
-    name: str
-    steps: list[str] = Field(description="The steps, in order, as the video describes them.")
+    name: Label
+    steps: list[Sentence] = Field(
+        max_length=12, description="The steps, in order, as the video describes them."
+    )
 
 
 class Insight(BaseModel):
     """The knowledge-base record for one video."""
 
-    summary: str = Field(description="Three to five sentences on what the video teaches.")
-    key_points: list[str] = Field(description="The main points, one sentence each.")
-    techniques: list[Technique] = Field(description="Techniques or workflows, with steps.")
-    tools: list[ToolMention] = Field(description="Tools named in the video, each with a quote.")
-    topics: list[str] = Field(description="Short topic labels.")
+    summary: str = Field(
+        max_length=1200, description="Three to five sentences on what the video teaches."
+    )
+    key_points: list[Sentence] = Field(
+        max_length=12, description="The main points, one sentence each."
+    )
+    techniques: list[Technique] = Field(
+        max_length=8, description="Techniques or workflows, with steps."
+    )
+    tools: list[ToolMention] = Field(
+        max_length=20, description="Tools named in the video, each with a quote."
+    )
+    topics: list[Label] = Field(max_length=10, description="Short topic labels.")
     relevance: float = Field(
         ge=0, le=1, description="How useful this is for a knowledge base on the creator's field."
     )
-    evidence_quotes: list[str] = Field(
+    evidence_quotes: list[Sentence] = Field(
+        max_length=8,
         description="Three to eight short passages copied verbatim from the transcript that "
-        "support the key points."
+        "support the key points.",
     )
     confidence: float = Field(
         ge=0, le=1, description="Your honest estimate that this record is complete and correct."
@@ -46,14 +66,50 @@ class Insight(BaseModel):
 
 
 INSIGHT_SCHEMA: dict[str, Any] = Insight.model_json_schema()
+_FRACTIONS = ("relevance", "confidence")  # Ollama's grammar does not enforce numeric ranges
+RECORD_OVERHEAD_TOKENS = 600  # field names, punctuation, summary, topics
+
+
+@dataclass(frozen=True)
+class ParsedRecord:
+    """A model's answer read as a record: the record (None if unusable) and what was off."""
+
+    insight: Insight | None
+    problems: list[str] = field(default_factory=list)
+
+
+def parse_record(text: str) -> ParsedRecord:
+    """The record in a model's answer; numbers out of their 0-1 range are clamped (a problem
+    to report, not a reason to discard the whole record)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ParsedRecord(None, ["the answer is not JSON"])
+    problems = []
+    if isinstance(data, dict):
+        for name in _FRACTIONS:
+            value = data.get(name)
+            if isinstance(value, int | float) and not 0 <= value <= 1:
+                clamped = min(max(float(value), 0.0), 1.0) if math.isfinite(value) else 0.0
+                problems.append(f"{name} {value!r} is outside 0-1 (taken as {clamped:g})")
+                data[name] = clamped
+    try:
+        return ParsedRecord(Insight.model_validate(data), problems)
+    except ValidationError as error:
+        return ParsedRecord(
+            None, [f"the answer is not valid for the schema ({error.error_count()} errors)"]
+        )
 
 
 def parse_insight(text: str) -> Insight | None:
-    """The record in a model's answer, or None if it is not valid for the schema."""
-    try:
-        return Insight.model_validate_json(text)
-    except ValidationError:
-        return None
+    """The record in a model's answer, or None if it is not usable."""
+    return parse_record(text).insight
+
+
+def record_tokens(source_text: str) -> int:
+    """The most output tokens a record of `source_text` can need: its quotes and points come
+    from the text, so a record is at most about as long as the text, plus its overhead."""
+    return math.ceil(len(source_text) / CHARS_PER_TOKEN) + RECORD_OVERHEAD_TOKENS
 
 
 SYSTEM_PROMPT = f"""\

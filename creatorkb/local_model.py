@@ -8,8 +8,11 @@ and the answer is marked truncated (and never accepted).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -18,7 +21,37 @@ from creatorkb.chunking import estimate_tokens
 from creatorkb.errors import LocalModelMissing, LocalUnavailable
 from creatorkb.settings import OllamaOptions
 
-_CONTEXT_STEP = 1024
+CONTEXT_SIZES = (2048, 4096, 8192, 16384, 32768, 65536, 131072)
+LOOP_CHECK_EVERY = 16  # streamed pieces between checks for a loop
+# The same string of 16+ characters three times in a row (a list stuck on one item).
+_SAME_ITEM = re.compile(r'("(?:[^"\\]|\\.){16,}")(?:\s*,\s*\1){2,}')
+
+
+def context_size(wanted: int, limit: int) -> int:
+    """The smallest of a few fixed context sizes that holds `wanted` tokens, within `limit`:
+    Ollama reloads the model whenever `num_ctx` changes, so kb asks for few distinct ones."""
+    fitting = [size for size in CONTEXT_SIZES if size >= wanted]
+    return min(fitting[0] if fitting else CONTEXT_SIZES[-1], limit)
+
+
+def repetition(text: str) -> str | None:
+    """Why `text` looks like a model stuck in a loop, or None: one item three times in a row,
+    or its last 80 characters four times (a cycle of items). A record may quote one passage
+    in several places; it does not list it again and again."""
+    same = _SAME_ITEM.search(text)
+    if same:
+        return f"the answer repeats {same[1][:60]} again and again: it started to loop"
+    tail = text[-80:]
+    if len(tail) == 80 and text.count(tail) >= 4:
+        return "the answer repeats its last passage over and over: it started to loop"
+    return None
+
+
+@dataclass(frozen=True)
+class _Streamed:
+    text: str
+    final: Any  # ollama's last ChatResponse, with the counts and durations; None if stopped
+    stopped: str | None
 
 
 class LocalModel:
@@ -117,16 +150,16 @@ class LocalModel:
     # -- generation --------------------------------------------------------------
 
     def generate(self, request: ModelRequest) -> ModelAnswer:
-        """One chat request (the draft model unless the request names one); raises
-        LocalUnavailable, with the failed call, if Ollama fails."""
+        """One chat request (the draft model unless the request names one), streamed and
+        stopped early when it starts to repeat itself; raises LocalUnavailable, with the
+        failed call, if Ollama fails."""
         import ollama
 
         model = request.model or self.options.draft_model
-        system, user, purpose = request.system, request.user, request.purpose
-        num_predict = self.options.max_output_tokens
-        wanted = estimate_tokens(system) + estimate_tokens(user) + num_predict + 64
+        num_predict = request.output_limit(self.options.max_output_tokens)
+        wanted = estimate_tokens(request.system) + estimate_tokens(request.user) + num_predict
         limit = min(self.context_length(model), self.options.max_num_ctx)
-        num_ctx = min(limit, -(-wanted // _CONTEXT_STEP) * _CONTEXT_STEP)
+        num_ctx = context_size(wanted + 64, limit)
         with self._slots:
             down = self.down
             if down:  # found down while this request waited for a slot
@@ -136,48 +169,71 @@ class LocalModel:
                 if attempt:  # a blip is not an outage: try again after a growing pause
                     time.sleep(self.options.retry_delay_seconds * 2 ** (attempt - 1))
                 try:
-                    response = self._client.chat(
-                        model=model,
-                        messages=[
-                            {"role": "system", "content": system},
-                            {"role": "user", "content": user},
-                        ],
-                        format=request.schema,
-                        options={
-                            "num_ctx": num_ctx,
-                            "num_predict": num_predict,
-                            "temperature": 0,
-                        },
-                        keep_alive=self.options.keep_alive,
-                        stream=False,
-                    )
+                    streamed = self._stream(request, model, num_ctx, num_predict)
                     break
                 except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
                     if _lasting(error) or attempt == self.options.retries:
-                        raise self._failure(error, model, purpose, started, attempt) from error
+                        raise self._failure(
+                            error, model, request.purpose, started, attempt
+                        ) from error
         with self._lock:
             self._down = None  # it answered
         latency = (time.perf_counter() - started) * 1000
-        prompt_tokens = response.prompt_eval_count or 0
+        final = streamed.final
+        prompt_tokens = (final.prompt_eval_count or 0) if final else 0
+        output_tokens = (final.eval_count or 0) if final else 0
         # The prompt ate into the room kept for the answer: Ollama must have cut it.
-        cut = prompt_tokens + num_predict >= num_ctx
+        cut = final is not None and prompt_tokens + num_predict >= num_ctx
         call = ModelCall(
             "ollama",
             model,
-            purpose,
-            Usage(input_tokens=prompt_tokens, output_tokens=response.eval_count or 0),
+            request.purpose,
+            Usage(input_tokens=prompt_tokens, output_tokens=output_tokens),
             latency,
-            busy_ns=response.total_duration or 0,
+            # A stopped answer reports no durations: the GPU was busy for the wall time.
+            busy_ns=(final.total_duration or 0) if final else int(latency * 1e6),
             detail={
                 "num_ctx": num_ctx,
+                "num_predict": num_predict,
                 "attempts": attempt + 1,
                 "prompt_truncated": cut,
-                "done_reason": response.done_reason,
-                "load_ms": round((response.load_duration or 0) / 1e6, 1),
+                "done_reason": final.done_reason if final else "stopped",
+                "load_ms": round((final.load_duration or 0) / 1e6, 1) if final else None,
+                "stopped": streamed.stopped,
             },
         )
-        text = response.message.content or ""
-        return ModelAnswer(call, text, prompt_cut=cut, answer_cut=response.done_reason == "length")
+        answer_cut = final is not None and final.done_reason == "length"
+        return ModelAnswer(call, streamed.text, cut, answer_cut, streamed.stopped)
+
+    def _stream(
+        self, request: ModelRequest, model: str, num_ctx: int, num_predict: int
+    ) -> _Streamed:
+        """The answer as it streams in; abandoned (Ollama then stops generating) once it
+        repeats itself."""
+        stream = self._client.chat(
+            model=model,
+            messages=[
+                {"role": "system", "content": request.system},
+                {"role": "user", "content": request.user},
+            ],
+            format=request.schema,
+            options={"num_ctx": num_ctx, "num_predict": num_predict, "temperature": 0},
+            keep_alive=self.options.keep_alive,
+            stream=True,
+        )
+        pieces: list[str] = []
+        try:
+            for index, part in enumerate(stream):
+                pieces.append(part.message.content or "")
+                if part.done:
+                    return _Streamed("".join(pieces), part, None)
+                if index % LOOP_CHECK_EVERY == LOOP_CHECK_EVERY - 1:
+                    looping = repetition("".join(pieces))
+                    if looping:
+                        return _Streamed("".join(pieces), None, looping)
+        finally:
+            stream.close()
+        return _Streamed("".join(pieces), None, "the answer ended without its final message")
 
     def _failure(
         self, error: Exception, model: str, purpose: Purpose, started: float, attempt: int

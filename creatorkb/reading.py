@@ -16,7 +16,8 @@ from creatorkb.insight import (
     SYSTEM_PROMPT,
     Insight,
     draft_prompt,
-    parse_insight,
+    parse_record,
+    record_tokens,
     reduce_prompt,
 )
 
@@ -47,8 +48,11 @@ class LocalReader:
         text = merged.model_dump_json() if merged else None
         return Draft(merged, text, coverage, self.problems, self.model)
 
-    def _generate(self, prompt: str) -> ModelAnswer:
-        request = ModelRequest(SYSTEM_PROMPT, prompt, self.purpose, INSIGHT_SCHEMA, self.model)
+    def _generate(self, prompt: str, source: str) -> ModelAnswer:
+        """One read; its output is sized to what a record of `source` can need."""
+        request = ModelRequest(
+            SYSTEM_PROMPT, prompt, self.purpose, INSIGHT_SCHEMA, self.model, record_tokens(source)
+        )
         return self.log.ask(self.local, request)
 
     def _judge(self, answer: ModelAnswer, what: str) -> Insight | None:
@@ -58,17 +62,19 @@ class LocalReader:
             self.problems.append(f"{what} was cut by the local context window")
         else:
             self.whole += 1
-        insight = parse_insight(answer.text)
-        if insight is None:
-            cut = " (cut at the output token limit)" if answer.answer_cut else ""
-            self.problems.append(f"{what}: the answer is not valid for the schema{cut}")
-        return insight
+        if answer.stopped:
+            self.problems.append(f"{what}: {answer.stopped}; stopped early")
+            return None
+        parsed = parse_record(answer.text)
+        cut = " (cut at the output token limit)" if answer.answer_cut else ""
+        self.problems += [f"{what}: {problem}{cut}" for problem in parsed.problems]
+        return parsed.insight
 
     def _read_part(
         self, title: str, part: str, number: int, total: int, splits: int
     ) -> list[Insight]:
         """The record(s) of one part; a part the model still cut is read again in halves."""
-        answer = self._generate(draft_prompt(title, part, number, total))
+        answer = self._generate(draft_prompt(title, part, number, total), part)
         if answer.prompt_cut and splits < MAX_SPLITS and len(part) > 1:
             records: list[Insight] = []
             for half in split_text(part, max(estimate_tokens(part) // 2, 1)):
@@ -93,7 +99,8 @@ class LocalReader:
 
     def _merge_group(self, title: str, group: list[Insight], splits: int) -> Insight | None:
         """One merged record; a group the model cut is merged again in two halves."""
-        answer = self._generate(reduce_prompt(title, group))
+        merging = reduce_prompt(title, group)
+        answer = self._generate(merging, merging)
         if answer.prompt_cut and len(group) > 2 and splits < MAX_SPLITS:
             middle = len(group) // 2
             halves = [

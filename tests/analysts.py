@@ -36,8 +36,13 @@ def grounded(prompt: str, confidence: float = 0.9) -> dict[str, Any]:
         tools = {tool["name"]: tool for part in parts for tool in part["tools"]}
         return {
             **parts[0],
-            "key_points": [point for part in parts for point in part["key_points"][:1]][:6],
-            "evidence_quotes": [q for part in parts for q in part["evidence_quotes"][:1]][:6],
+            # A careful merge lists each point once.
+            "key_points": list(dict.fromkeys(p for part in parts for p in part["key_points"][:1]))[
+                :6
+            ],
+            "evidence_quotes": list(
+                dict.fromkeys(q for part in parts for q in part["evidence_quotes"][:1])
+            )[:6],
             "tools": list(tools.values()),
             "confidence": confidence,
         }

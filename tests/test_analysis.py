@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from creatorkb import reading
+from creatorkb.insight import record_tokens
+from creatorkb.local_model import CONTEXT_SIZES
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, fabricated, grounded, transcript_in
 from tests.conftest import ledger_of, seed_transcribed
 from tests.servers.anthropic import FakeAnthropic
-from tests.servers.ollama import FakeOllama
+from tests.servers.ollama import FakeOllama, Repeat
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -439,3 +441,48 @@ def test_an_unsure_draft_goes_to_the_cloud_however_well_quoted(
     assert json.loads(decision["components"])["grounding"] == 1.0
     [refine] = anthropic.calls
     assert "own confidence 0.40" in refine.user  # the reasons went along with the draft
+
+
+def test_a_looping_draft_is_stopped_early_and_escalated_at_once(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic
+) -> None:
+    # A small model repeating one key point until its output limit (seen with Gemma 3 270M).
+    ollama.responder = lambda request: Repeat(
+        '{"summary": "A video about nodes.", "key_points": [',
+        '"The same key point about the nodes, once again.", ',
+    )
+    ollama.token_delay_s = 0.005  # the whole loop would take seconds to stream
+    seed(kb_env, ("vid_loop001", MEDIUM, "portrait"))
+
+    analyze_videos()
+
+    decision = decisions(kb_env)["vid_loop001"]
+    assert decision["route"] == "cloud_refine" and "started to loop" in decision["reason"]
+    [(sent, total)] = ollama.streamed
+    assert sent < total / 3  # kb hung up long before the output limit
+    [draft] = calls(kb_env, purpose="draft")
+    assert json.loads(draft["detail"])["stopped"].endswith("it started to loop")
+    assert draft["energy_kwh"] > 0  # the GPU time it did spend is still counted
+
+
+def test_numbers_out_of_range_are_clamped_and_fixed_context_sizes_are_asked(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic
+) -> None:
+    # Ollama's grammar does not enforce numeric ranges: a whole draft was lost to 1024.
+    ollama.responder = by_title({"wild": lambda prompt: {**grounded(prompt), "relevance": 1024}})
+    seed(kb_env, ("vid_wild001", MEDIUM, "wild"), ("vid_calm001", MEDIUM, "calm"))
+
+    analyze_videos()
+
+    found = decisions(kb_env)
+    assert found["vid_calm001"]["route"] == "local_accept"
+    assert found["vid_wild001"]["route"] == "cloud_refine"
+    assert "relevance 1024 is outside 0-1 (taken as 1)" in found["vid_wild001"]["reason"]
+    refine = next(call for call in anthropic.calls if "Video title: wild" in call.user)
+    assert '"relevance":1.0' in refine.user  # the clamped draft went along, not discarded
+    # Few distinct context windows (Ollama reloads the model on each change), an output limit
+    # sized to what a record of this transcript can need, and a bounded schema.
+    assert {chat.num_ctx for chat in ollama.chats} <= set(CONTEXT_SIZES)
+    assert {chat.options["num_predict"] for chat in ollama.chats} == {record_tokens(TALK)}
+    schema = ollama.chats[0].schema
+    assert schema["properties"]["key_points"]["maxItems"] == 12

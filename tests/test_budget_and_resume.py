@@ -13,7 +13,7 @@ import pytest
 
 from creatorkb.calls import ModelRequest
 from creatorkb.cloud_model import CloudModel
-from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt
+from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt, record_tokens
 from creatorkb.ledger import Ledger
 from creatorkb.settings import AnthropicEnvSettings
 from flows.analyze import analyze_videos
@@ -36,7 +36,13 @@ def test_the_budget_holds_under_twenty_concurrent_requests(
     seed_transcribed(ledger_path, videos, PRIORITIES)
     # The most one call can cost, as kb estimates it: the budget fits five of them.
     ceiling = CloudModel(AnthropicEnvSettings()).max_cost(
-        ModelRequest(SYSTEM_PROMPT, draft_prompt("same title", TALK), "direct", INSIGHT_SCHEMA)
+        ModelRequest(
+            SYSTEM_PROMPT,
+            draft_prompt("same title", TALK),
+            "direct",
+            INSIGHT_SCHEMA,
+            max_output_tokens=record_tokens(TALK),
+        )
     )
     budget = ceiling * Decimal("5.5")
     monkeypatch.setenv("KB_POLICY_WEEKLY_BUDGET_USD", str(budget))
@@ -104,3 +110,29 @@ def test_a_killed_run_resumes_without_paying_twice(
     assert all(row["n"] == 1 for row in paid if row["video_id"] in finished)
     statuses = ledger.rows("SELECT DISTINCT status FROM videos")
     assert statuses == [{"status": "analyzed"}]
+
+
+def test_a_reservation_is_as_tight_as_the_job_can_need(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reserving the full 4,096 output tokens per call refused every refine at this budget
+    # ($0.045 each); a record of this transcript needs far fewer.
+    anthropic.latency_s = 1.0  # all three in flight at once
+    ollama.responder = by_title({"hype": fabricated})
+    monkeypatch.setenv("KB_POLICY_WEEKLY_BUDGET_USD", "0.04")
+    monkeypatch.setenv("KB_ANTHROPIC_CONCURRENCY", "3")
+    seed_transcribed(
+        kb_env / "data" / "kb.duckdb",
+        [(f"vid_tight{i}", MEDIUM, "hype", TALK) for i in range(3)],
+        PRIORITIES,
+    )
+
+    assert analyze_videos().routes == {"cloud_refine": 3}
+
+    # Still a bound: no call cost more than it reserved.
+    rows = Ledger(kb_env / "data" / "kb.duckdb").rows(
+        "SELECT r.amount_usd, c.cost_usd FROM budget_reservations r "
+        "JOIN llm_calls c USING (call_id) WHERE r.status = 'settled'"
+    )
+    assert len(rows) == 3 and all(row["cost_usd"] <= row["amount_usd"] for row in rows)
+    assert max(row["amount_usd"] for row in rows) < Decimal("0.0134")  # 3 fit in $0.04

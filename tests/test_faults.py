@@ -17,7 +17,7 @@ import pytest
 from creatorkb.calls import ModelRequest
 from creatorkb.cloud_model import CloudModel
 from creatorkb.errors import LocalUnavailable
-from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt
+from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt, record_tokens
 from creatorkb.ledger import Ledger
 from creatorkb.local_model import LocalModel
 from creatorkb.settings import AnthropicEnvSettings, OllamaOptions
@@ -89,10 +89,13 @@ def test_ollama_answering_500s_and_malformed_json(
     summary = analyze_videos()
 
     assert summary.analyzed == 4
-    assert summary.routes == {"fallback_cloud": 1, "cloud_refine": 1, "local_accept": 2}
+    # The 500 is retried (issue 11.4: a blip is not an outage); the broken JSON is refined.
+    assert summary.routes == {"cloud_refine": 1, "local_accept": 3}
     ledger = assert_consistent(kb_env, anthropic)
-    errors = ledger.rows("SELECT error_type FROM llm_calls WHERE status = 'error'")
-    assert errors == [{"error_type": "ResponseError"}]
+    attempts = ledger.rows(
+        "SELECT detail ->> 'attempts' AS n FROM llm_calls WHERE purpose = 'draft'"
+    )
+    assert sorted(row["n"] for row in attempts) == ["1", "1", "1", "2"]
     invalid = ledger.rows("SELECT reason FROM routing_decisions WHERE route = 'cloud_refine'")
     assert "not valid" in invalid[0]["reason"]
 
@@ -174,7 +177,13 @@ def test_fifty_concurrent_cloud_requests_stay_within_one_reservation_of_the_budg
         PRIORITIES,
     )
     reservation = CloudModel(AnthropicEnvSettings()).max_cost(
-        ModelRequest(SYSTEM_PROMPT, draft_prompt("same", TALK), "direct", INSIGHT_SCHEMA)
+        ModelRequest(
+            SYSTEM_PROMPT,
+            draft_prompt("same", TALK),
+            "direct",
+            INSIGHT_SCHEMA,
+            max_output_tokens=record_tokens(TALK),
+        )
     )
     budget = reservation * Decimal("12.5")
     monkeypatch.setenv("KB_POLICY_WEEKLY_BUDGET_USD", str(budget))

@@ -7,7 +7,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,16 @@ class ChatRequest:
         return last_user_text(self.messages)
 
 
-Responder = Callable[[ChatRequest], Reply]
+@dataclass(frozen=True)
+class Repeat:
+    """A reply that loops, as small models do: `head`, then `unit` again and again until the
+    request's `num_predict` runs out (the answer then ends with done_reason "length")."""
+
+    head: str
+    unit: str
+
+
+Responder = Callable[[ChatRequest], "Reply | Repeat"]
 
 
 def _default_responder(request: ChatRequest) -> Reply:
@@ -111,6 +120,8 @@ class FakeOllama(LoopbackServer):
         self.responder: Responder = _default_responder
         self.chats: list[ChatRequest] = []
         self.replies: list[dict[str, Any]] = []  # the final metrics of every answer
+        self.token_delay_s = 0.0  # per streamed token: how long generating one takes
+        self.streamed: list[tuple[int, int]] = []  # per stream: (pieces sent, pieces in all)
         self._loaded: dict[str, tuple[float, int]] = {}  # model -> (expires_at, num_ctx)
         self.route("GET", "/", self._root, limited=False)
         self.route("GET", "/api/version", self._version, limited=False)
@@ -236,7 +247,13 @@ class FakeOllama(LoopbackServer):
     # helpers
 
     def _answer(self, request: HttpRequest, name: str, chat: ChatRequest, load_ns: int) -> Response:
-        content = render(self.responder(chat))
+        reply = self.responder(chat)
+        if isinstance(reply, Repeat):
+            budget = chat.options.get("num_predict") or 4096
+            times = budget // max(count_tokens(reply.unit), 1) + 1
+            content = reply.head + reply.unit * times
+        else:
+            content = render(reply)
         if self._take_malformed():
             content = mangle(content)
         done_reason = "stop"
@@ -265,8 +282,19 @@ class FakeOllama(LoopbackServer):
         pieces = [self._head(name, "", thinking)] if thinking else []
         pieces += [self._head(name, piece) for piece in split_tokens(content)]
         lines = [{**p, "done": False} for p in pieces] + [{**self._head(name, ""), **final}]
-        chunks = [json.dumps(line).encode() + b"\n" for line in lines]
-        return Response(200, chunks, {"content-type": "application/x-ndjson"})
+        return Response(200, self._stream(lines), {"content-type": "application/x-ndjson"})
+
+    def _stream(self, lines: list[dict[str, Any]]) -> Iterator[bytes]:
+        """The stream's lines, one token's time apart; counts how many a client took."""
+        with self._lock:
+            index = len(self.streamed)
+            self.streamed.append((0, len(lines)))
+        for sent, line in enumerate(lines, start=1):
+            if self.token_delay_s:
+                time.sleep(self.token_delay_s)
+            with self._lock:
+                self.streamed[index] = (sent, len(lines))
+            yield json.dumps(line).encode() + b"\n"
 
     def _head(self, model: str, content: str, thinking: str = "") -> dict[str, Any]:
         message = {"role": "assistant", "content": content}
