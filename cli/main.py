@@ -398,6 +398,25 @@ def report(
 
 
 @app.command()
+def calibrate() -> None:
+    """From the shadow reviews: how precise local accepts are, and the accept threshold that
+    reaches the policy's target precision."""
+    from creatorkb.calibration import calibrate as calibrated
+
+    settings = kb_settings()
+    policy = configured(RoutingPolicy)
+    ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
+    found = run(lambda: calibrated(ledger, policy))
+    console.print(found.describe(), highlight=False)
+    if found.recommended is not None and found.recommended != policy.accept_threshold:
+        console.print(
+            f"to apply it: KB_POLICY_ACCEPT_THRESHOLD={found.recommended:g} (or the "
+            "routing-policy block's accept_threshold)",
+            highlight=False,
+        )
+
+
+@app.command()
 def up(
     host: Annotated[
         str, typer.Option(help="Address to listen on. Keep 127.0.0.1 unless you set up auth.")

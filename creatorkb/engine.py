@@ -10,7 +10,8 @@ the job's own rows.
     start cloud      direct ──ok──> cloud_direct
                         └─fails──> deferred | local draft ──> fallback_local | deferred
     start local      draft ──down──> direct ──ok──> fallback_cloud, else deferred
-                       ├─passes──> local_accept (a sample also shadowed in the cloud)
+                       ├─passes──> local_accept (a sample also answered in the cloud:
+                       │           a shadow that disagrees replaces it, cloud_refine)
                        └─short───> refine ──ok──> cloud_refine
                                      └─fails──> fallback_local (flagged) | deferred
     start consensus  drafts of several models ──agree──> consensus (their synthesis)
@@ -31,6 +32,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from creatorkb.agreement import mean_agreement
+from creatorkb.budget import week_start
 from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
 from creatorkb.errors import BudgetExhausted, CloudUnavailable, LocalUnavailable, NoModelAnswered
 from creatorkb.ledger import Ledger, Write
@@ -245,13 +247,63 @@ class RoutingEngine:
         return self._give_up(work, f"{local_problem} and cloud unavailable ({answer.problem})")
 
     def _accept(self, work: _Work[P], draft: Draft[P], verdict: Verdict) -> Outcome[P]:
+        """Keep the draft; a sample is also answered in the cloud (a shadow review), and a
+        paid shadow answer that disagrees becomes the record instead."""
         score = f" ({verdict.score:.2f})" if verdict.score is not None else ""
         reason = f"local draft passed the check{score}"
-        outcome = self._record(work, Route.local_accept, reason, draft, verdict=verdict)
-        key = work.job.shadow_key
-        if key is not None and draft.payload is not None and self.policy.shadows(key):
-            self._shadow(work.job, draft.payload, outcome.decision_id)
-        return outcome
+        key, local = work.job.shadow_key, draft.payload
+        if key is None or local is None or not self._sampled(key):
+            return self._record(work, Route.local_accept, reason, draft, verdict=verdict)
+        answer = self._ask_cloud(work, "shadow", work.job.direct_prompt())
+        if not isinstance(answer, CloudAnswer):  # no review this time; the draft stands
+            return self._record(work, Route.local_accept, reason, draft, verdict=verdict)
+        agreement = work.job.agreement(local, answer.payload)
+        good = agreement >= self.policy.shadow_agreement
+        decision_id = uuid.uuid4().hex
+        review = {
+            "video_id": key,
+            "decision_id": decision_id,
+            "call_id": answer.call_id,
+            "agreement": agreement,
+            "local_good_enough": good,
+            "ts": datetime.now(UTC),
+        }
+        update = tuple(name for name in review if name != "video_id")
+        reviewed = Write.upsert("shadow_reviews", ("video_id",), [review], update)
+        if good:
+            return self._record(
+                work,
+                Route.local_accept,
+                reason,
+                draft,
+                verdict,
+                also=[reviewed],
+                decision_id=decision_id,
+            )
+        replaced = (
+            f"{reason}, but its shadow review disagreed ({agreement:.2f} < "
+            f"{self.policy.shadow_agreement:.2f}): the cloud's record replaces it"
+        )
+        return self._record(
+            work,
+            Route.cloud_refine,
+            replaced,
+            answer,
+            verdict,
+            also=[reviewed],
+            decision_id=decision_id,
+        )
+
+    def _sampled(self, key: str) -> bool:
+        """Whether this accept gets a shadow review: a stable sample of `shadow_rate`, and every
+        accept while the week has fewer than `min_weekly_shadows` reviews."""
+        if self.policy.shadows(key):
+            return True
+        if self.policy.min_weekly_shadows == 0:
+            return False
+        start = week_start(datetime.now(UTC), self.costs.timezone)
+        [row] = self.ledger.rows("SELECT count(*) AS n FROM shadow_reviews WHERE ts >= ?", [start])
+        return int(row["n"]) < self.policy.min_weekly_shadows
 
     def _escalate(
         self,
@@ -375,25 +427,6 @@ class RoutingEngine:
             return NoAnswer("the cloud answer is not valid for the schema")
         return CloudAnswer(payload, answer.call.model, answer.call.call_id)
 
-    def _shadow(self, job: Job[P], local: P, decision_id: str) -> None:
-        """Answer an accepted job in the cloud too, to measure how good local answers are."""
-        log = CallLog()
-        answer = self._cloud_answer(job, log, "shadow", job.direct_prompt())
-        writes = self._call_writes(job, log, decision_id)
-        if isinstance(answer, CloudAnswer):
-            score = job.agreement(local, answer.payload)
-            review = {
-                "video_id": job.shadow_key,
-                "decision_id": decision_id,
-                "call_id": answer.call_id,
-                "agreement": score,
-                "local_good_enough": score >= self.policy.shadow_agreement,
-                "ts": datetime.now(UTC),
-            }
-            update = tuple(name for name in review if name != "video_id")
-            writes.append(Write.upsert("shadow_reviews", ("video_id",), [review], update))
-        self.ledger.write(*writes)
-
     # -- recording ------------------------------------------------------------------
 
     def _call_writes(self, job: Job[P], log: CallLog, decision_id: str | None) -> list[Write]:
@@ -421,10 +454,12 @@ class RoutingEngine:
         verdict: Verdict | None = None,
         agreement: dict[str, Any] | None = None,
         tier: Tier = "local",
+        also: list[Write] | None = None,
+        decision_id: str | None = None,
     ) -> Outcome[P]:
-        """Write everything this job produced, in one transaction."""
+        """Write everything this job produced, in one transaction (`also`: more rows of it)."""
         job, now = work.job, datetime.now(UTC)
-        decision_id = uuid.uuid4().hex
+        decision_id = decision_id or uuid.uuid4().hex
         components = {**((verdict.components or {}) if verdict else {}), **(agreement or {})}
         score = agreement["agreement"] if agreement else verdict.score if verdict else None
         if isinstance(result, CloudAnswer):
@@ -460,5 +495,6 @@ class RoutingEngine:
                 components=outcome.components,
             ),
             *job.result_writes(outcome, now),
+            *(also or []),
         )
         return outcome

@@ -16,9 +16,10 @@ from pydantic import BaseModel, computed_field
 
 from creatorkb import roi
 from creatorkb.budget import week_start
+from creatorkb.calibration import Precision, calibrate, wilson
 from creatorkb.errors import InvalidWeek
 from creatorkb.ledger import LedgerReader, Write
-from creatorkb.routing import Route
+from creatorkb.routing import Route, RoutingPolicy
 from creatorkb.settings import CostOptions
 
 LOCAL_SHARE_TARGET = 0.8  # the owner's plan: 80% of the work done locally
@@ -198,7 +199,10 @@ class WeeklyReport(BaseModel):
     escalations: int  # of those, the ones the cloud refined
     escalation_rate: float | None
     shadow_samples: int
+    shadow_good: int  # of those, the local answers good enough
     local_accept_precision: float | None  # share of shadowed local accepts good enough
+    precision_interval: tuple[float, float] | None  # its 95% Wilson interval
+    calibration: str  # the accept threshold that reaches the target precision (kb calibrate)
     budget_usd: Decimal
     budget_used_percent: float | None  # cloud_usd against budget_usd
     cost_by_model: list[CostLine]
@@ -268,9 +272,9 @@ class WeeklyReport(BaseModel):
                 ),
                 (
                     "Local accept precision",
-                    f"{percent(self.local_accept_precision)} "
-                    f"({self.shadow_samples:,} shadow samples)",
+                    Precision(self.shadow_good, self.shadow_samples).describe(),
                 ),
+                ("Accept threshold", self.calibration),
                 (
                     "Budget used",
                     f"{usd(self.cloud_usd)} of {usd(self.budget_usd)} "
@@ -474,7 +478,8 @@ WHERE {_IN_WEEK} AND video_id IS NOT NULL
 """
 
 _SHADOW = f"""
-SELECT count(*) AS shadow_samples, avg(local_good_enough::INTEGER) AS local_accept_precision
+SELECT count(*) AS shadow_samples, count(*) FILTER (WHERE local_good_enough) AS shadow_good,
+       avg(local_good_enough::INTEGER) AS local_accept_precision
 FROM shadow_reviews WHERE {_IN_WEEK}
 """
 
@@ -555,6 +560,7 @@ def weekly_report(
     costs: CostOptions,
     weekly_budget_usd: Decimal,
     now: datetime | None = None,
+    policy: RoutingPolicy | None = None,
 ) -> WeeklyReport:
     """The cost report of `week` (in the cost timezone) from the ledger's tables."""
     if week.timezone != costs.timezone:
@@ -566,6 +572,8 @@ def weekly_report(
     [headline] = ledger.rows(_HEADLINE, bounds)
     [escalation] = ledger.rows(_ESCALATION, bounds)
     [shadow] = ledger.rows(_SHADOW, bounds)
+    policy = policy or RoutingPolicy(weekly_budget_usd=weekly_budget_usd)
+    calibration = calibrate(ledger, policy, end=week.end_utc).describe()
     lines: dict[str, list[CostLine]] = {"model": [], "purpose": [], "priority": []}
     for row in ledger.rows(_COST_LINES, bounds):
         lines[row.pop("dimension")].append(CostLine(**row))
@@ -585,6 +593,8 @@ def weekly_report(
         **headline,
         **escalation,
         **shadow,
+        precision_interval=wilson(shadow["shadow_good"], shadow["shadow_samples"]),
+        calibration=calibration,
         budget_usd=weekly_budget_usd,
         budget_used_percent=(
             float(headline["cloud_usd"] / weekly_budget_usd * 100) if weekly_budget_usd else None

@@ -78,6 +78,15 @@ class RoutingPolicy(BaseModel):
     shadow_agreement: float = Field(
         0.6, ge=0, le=1, description="Agreement with the cloud at which a local answer was good."
     )
+    min_weekly_shadows: int = Field(
+        20,
+        ge=0,
+        description="Shadow reviews to take each week at least (while the budget allows), so "
+        "local-accept precision is measured on enough samples.",
+    )
+    target_precision: float = Field(
+        0.9, gt=0, le=1, description="Local-accept precision `kb calibrate` finds a threshold for."
+    )
     weekly_budget_usd: Decimal = Field(
         Decimal("10"), ge=0, description="Cloud spending allowed per ISO week."
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -22,10 +21,10 @@ from creatorkb.settings import CostOptions, KBSettings
 
 @task(name="compute-report", cache_policy=NONE)
 def compute_report(
-    ledger: Ledger, week: IsoWeek, costs: CostOptions, budget_usd: Decimal
+    ledger: Ledger, week: IsoWeek, costs: CostOptions, policy: RoutingPolicy
 ) -> WeeklyReport:
     """Every figure of the week, from the ledger."""
-    return weekly_report(ledger, week, costs, budget_usd)
+    return weekly_report(ledger, week, costs, policy.weekly_budget_usd, policy=policy)
 
 
 @task(name="record-report", cache_policy=NONE)
@@ -64,7 +63,7 @@ def weekly_cost_report(
         if week
         else IsoWeek.last_complete(datetime.now(UTC), costs.timezone)
     )
-    report = compute_report(ledger, chosen, costs, policy.weekly_budget_usd)
+    report = compute_report(ledger, chosen, costs, policy)
     record_report(ledger, report)
     path = write_html(report, settings.reports)
     create_markdown_artifact(report.to_markdown(), key="weekly-cost-report")

@@ -72,7 +72,7 @@ def _(CostOptions, IsoWeek, UTC, datetime, from_environment, ledger, mo):
 def _(IsoWeek, RoutingPolicy, costs, from_environment, ledger, mo, week_picker, weekly_report):
     policy = from_environment(RoutingPolicy)
     week = IsoWeek.parse(week_picker.value, timezone=costs.timezone)
-    report = weekly_report(ledger, week, costs, policy.weekly_budget_usd)
+    report = weekly_report(ledger, week, costs, policy.weekly_budget_usd, policy=policy)
     mo.md(report.to_markdown())
     return (report,)
 

@@ -108,6 +108,7 @@ def kb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KB_YOUTUBE_FEED_RETRY_DELAY_SECONDS", "0.05")
     # Shadow sampling is random-looking; tests that want it turn it on.
     monkeypatch.setenv("KB_POLICY_SHADOW_RATE", "0")
+    monkeypatch.setenv("KB_POLICY_MIN_WEEKLY_SHADOWS", "0")
     for name in (
         "YOUTUBE_API_KEY",
         "KB_YOUTUBE_PROXY_URL",

@@ -284,6 +284,35 @@ def test_shadow_samples_are_refined_in_the_cloud_and_scored(
     shadow = calls(kb_env, purpose="shadow")
     assert len(shadow) == 1 and shadow[0]["cost_usd"] > 0
     assert review["call_id"] == shadow[0]["call_id"]
+    assert review["decision_id"] == decisions(kb_env)["vid_medium5"]["decision_id"]
+
+
+def test_a_shadow_that_disagrees_becomes_the_record_and_a_weekly_minimum_is_sampled(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_POLICY_MIN_WEEKLY_SHADOWS", "2")  # shadow rate stays 0
+    anthropic.responder = lambda request: {
+        **grounded(request.user),
+        "key_points": ["Something else entirely was taught here."],
+        "tools": [],
+    }
+    seed(kb_env, *[(f"vid_shad{i:03d}", MEDIUM, f"portrait {i}") for i in range(3)])
+
+    summary = analyze_videos()
+
+    # At least the week's minimum of reviews (videos analysed at once may all count as
+    # below it), all disagreeing: each paid answer is kept, not wasted.
+    reviews = ledger_of(kb_env).rows("SELECT video_id, local_good_enough FROM shadow_reviews")
+    assert len(reviews) >= 2 and not any(review["local_good_enough"] for review in reviews)
+    assert summary.routes.get("cloud_refine") == len(reviews)
+    assert summary.routes.get("local_accept", 0) == 3 - len(reviews)
+    for review in reviews:
+        decision = decisions(kb_env)[review["video_id"]]
+        assert "its shadow review disagreed" in decision["reason"]
+        [analysis] = ledger_of(kb_env).rows(
+            "SELECT final_tier FROM analyses WHERE video_id = ?", [review["video_id"]]
+        )
+        assert analysis["final_tier"] == "cloud"
 
 
 def test_the_ledger_reconciles_exactly_with_what_the_servers_reported(

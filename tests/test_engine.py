@@ -52,7 +52,9 @@ class Models:
         self.ledger = ledger
         self.local = ScriptedModel(careful, model="llama3.2")
         self.cloud = ScriptedModel(careful, provider="anthropic", model="claude-sonnet-5")
-        self.policy = RoutingPolicy.model_validate({"shadow_rate": 0, **policy})
+        self.policy = RoutingPolicy.model_validate(
+            {"shadow_rate": 0, "min_weekly_shadows": 0, **policy}
+        )
         budget = Budget(ledger, self.policy.weekly_budget_usd)
         self.engine = RoutingEngine(
             ledger=ledger,
@@ -192,3 +194,12 @@ def test_a_sampled_local_accept_is_shadowed_in_the_cloud(ledger: Ledger) -> None
     assert review == {"agreement": 1.0, "local_good_enough": True}
     [cost] = models.rows("SELECT sum(cost_usd) AS usd FROM llm_calls WHERE purpose = 'shadow'")
     assert cost["usd"] > Decimal(0)
+
+
+def test_the_week_gets_at_least_its_minimum_of_shadow_reviews(ledger: Ledger) -> None:
+    models = Models(ledger, min_weekly_shadows=2)  # shadow_rate 0: only the minimum samples
+    for number in range(4):
+        job = VideoJob(f"vid_week{number:04d}", MEDIUM, Priority.medium, "portrait")
+        models.engine.run(VideoAnalysis(job, TALK, models.policy))
+    assert [request.purpose for request in models.cloud.requests] == ["shadow", "shadow"]
+    assert models.rows("SELECT count(*) AS n FROM shadow_reviews") == [{"n": 2}]

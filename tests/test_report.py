@@ -459,7 +459,7 @@ def test_the_markdown_and_table_show_the_headline(report: WeeklyReport) -> None:
         "| Savings | $0.0612 (18.9%) |",
         "| Local share of calls | 62.5% (target 80%: missed) |",
         "| Escalation rate | 33.3% (1 of 3 local starts refined in the cloud) |",
-        "| Local accept precision | 50.0% (2 shadow samples) |",
+        "| Local accept precision | 50.0% (95% interval 9%-91%, 2 shadow samples) |",
         "| Budget used | $0.2040 of $10.00 (2.0%) |",
         "| Break-even | 2403-12 |",
         "| crit-1 | Tools & <tricks> \\| part 1 | Critical Carla | $0.0900 | 2 |",
