@@ -522,13 +522,26 @@ FROM llm_calls WHERE {_IN_WEEK} AND status = 'ok'
 GROUP BY provider ORDER BY provider
 """
 
+# Calls summed per quarter hour first (cheap integer arithmetic), so that the costly
+# conversion to the report's timezone is done per quarter hour, not per call: every UTC
+# offset in use is a whole number of quarter hours.
+_QUARTERS = """
+SELECT make_timestamptz((epoch_ms(ts) // 900000) * 900000000) AS quarter,
+       count(*) FILTER (WHERE status = 'ok') AS answered,
+       count(*) FILTER (WHERE status = 'ok' AND provider = 'ollama') AS answered_locally,
+       coalesce(sum(cost_usd), 0) AS cloud_usd, coalesce(sum(energy_usd), 0) AS energy_usd,
+       coalesce(sum(cloud_equivalent_usd), 0) AS all_cloud_usd
+FROM llm_calls {where} GROUP BY 1
+"""
+_SHARE = "sum(answered_locally) / nullif(sum(answered), 0)"
+
 _DAYS = f"""
-WITH by_day AS (
-    SELECT timezone(?, ts)::DATE AS day, coalesce(sum(cost_usd), 0) AS cloud_usd,
-           coalesce(sum(energy_usd), 0) AS energy_usd,
-           coalesce(sum(cloud_equivalent_usd), 0) AS all_cloud_usd,
-           {_LOCAL_SHARE_CALLS} AS local_share_calls
-    FROM llm_calls WHERE {_IN_WEEK} GROUP BY day
+WITH quarters AS ({_QUARTERS.format(where=f"WHERE {_IN_WEEK}")}),
+by_day AS (
+    SELECT timezone(?, quarter)::DATE AS day, sum(cloud_usd) AS cloud_usd,
+           sum(energy_usd) AS energy_usd, sum(all_cloud_usd) AS all_cloud_usd,
+           {_SHARE} AS local_share_calls
+    FROM quarters GROUP BY day
 )
 SELECT d.day, coalesce(b.cloud_usd, 0) AS cloud_usd, coalesce(b.energy_usd, 0) AS energy_usd,
        coalesce(b.all_cloud_usd, 0) AS all_cloud_usd, b.local_share_calls
@@ -536,21 +549,18 @@ FROM unnest(?::DATE[]) AS d(day) LEFT JOIN by_day b ON b.day = d.day
 ORDER BY d.day
 """
 
-_HISTORY = f"""
-WITH weekly AS (
-    SELECT date_trunc('week', timezone(?, ts))::DATE AS monday,
-           {_LOCAL_SHARE_CALLS} AS local_share_calls, {_SAVINGS} AS savings_usd
-    FROM llm_calls WHERE ts < ? GROUP BY monday
+# Every week with calls, once: the history up to the reported week and the weeks with data.
+_WEEKS = f"""
+WITH quarters AS ({_QUARTERS.format(where="")}),
+weekly AS (
+    SELECT date_trunc('week', timezone(?, quarter))::DATE AS monday,
+           {_SHARE} AS local_share_calls,
+           sum(all_cloud_usd) - sum(cloud_usd) - sum(energy_usd) AS savings_usd
+    FROM quarters GROUP BY monday
 )
-SELECT strftime(monday, '%G-W%V') AS week, local_share_calls, savings_usd,
-       sum(savings_usd) OVER (ORDER BY monday) AS cumulative_savings_usd
+SELECT strftime(monday, '%G-W%V') AS week, monday < ? AS in_history, local_share_calls,
+       savings_usd, sum(savings_usd) OVER (ORDER BY monday) AS cumulative_savings_usd
 FROM weekly ORDER BY monday
-"""
-
-
-_WEEKS_WITH_DATA = """
-SELECT DISTINCT strftime(date_trunc('week', timezone(?, ts)), '%G-W%V') AS week
-FROM llm_calls ORDER BY week
 """
 
 
@@ -577,10 +587,11 @@ def weekly_report(
     lines: dict[str, list[CostLine]] = {"model": [], "purpose": [], "priority": []}
     for row in ledger.rows(_COST_LINES, bounds):
         lines[row.pop("dimension")].append(CostLine(**row))
-    history = [WeekSavings(**row) for row in ledger.rows(_HISTORY, [week.timezone, week.end_utc])]
+    weeks = ledger.rows(_WEEKS, [week.timezone, week.days[-1] + timedelta(days=1)])
+    history = [WeekSavings(**row) for row in weeks if row.pop("in_history")]
     savings: Decimal = headline["savings_usd"]
     generated_at = now or datetime.now(UTC)
-    weeks = [row["week"] for row in ledger.rows(_WEEKS_WITH_DATA, [week.timezone])]
+
     # Complete weeks of data: weeks with calls up to this one, this one only once it ended.
     complete = [p for p in history if p.week != week.label or generated_at >= week.end_utc]
     return WeeklyReport(
@@ -604,9 +615,9 @@ def weekly_report(
         cost_by_priority=lines["priority"],
         costliest_videos=[CostlyVideo(**row) for row in ledger.rows(_COSTLIEST_VIDEOS, bounds)],
         latency=[ProviderLatency(**row) for row in ledger.rows(_LATENCY, bounds)],
-        days=[DayCosts(**row) for row in ledger.rows(_DAYS, [week.timezone, *bounds, week.days])],
+        days=[DayCosts(**row) for row in ledger.rows(_DAYS, [*bounds, week.timezone, week.days])],
         history=history,
-        weeks_with_data=weeks,
+        weeks_with_data=[row["week"] for row in weeks],
         roi=_roi_summary(week, costs, savings, history, len(complete)),
     )
 
