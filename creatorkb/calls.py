@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from creatorkb.errors import KBError
 
-Purpose = Literal["draft", "refine", "direct", "consensus", "synthesis", "shadow", "prompt"]
+Purpose = Literal[
+    "draft", "refine", "direct", "consensus", "synthesis", "shadow", "prompt", "ask", "embed"
+]
 Provider = Literal["ollama", "anthropic"]
 
 

@@ -232,6 +232,10 @@ class _Keeper:
                 self._reaper.start()
         return anchor
 
+    def holds(self, path: Path) -> bool:
+        with self._mutex:
+            return path in self._anchors
+
     def release(self, path: Path) -> None:
         with self._mutex:
             anchor = self._anchors.pop(path, None)
@@ -283,6 +287,24 @@ class Ledger:
         """A connection held only for the `with` block, after waiting out other holders."""
         with self._lock, _keeper.using(self.path, self._open_waiting):
             connection = self._open_waiting()
+            try:
+                connection.execute("SET TimeZone = 'UTC'")
+                yield connection
+            finally:
+                connection.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection held only for the `with` block, for commands that only
+        read: several may read at once, and none migrates or writes the file."""
+        if not self.path.exists():
+            raise LedgerError(f"ledger {self.path} does not exist; run `kb init` or set KB_LEDGER")
+        with self._lock:
+            if _keeper.holds(self.path):  # this process has it open read-write already
+                with self.connect() as connection:
+                    yield connection
+                return
+            connection = self._waiting(lambda: duckdb.connect(str(self.path), read_only=True))
             try:
                 connection.execute("SET TimeZone = 'UTC'")
                 yield connection
