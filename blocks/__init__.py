@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TypeVar
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from creatorkb.errors import SettingsError
+from creatorkb.settings import from_environment
 
 BLOCK_NAME = "default"  # every block kb reads is saved under this document name
 Options = TypeVar("Options", bound=BaseModel)
@@ -30,30 +30,7 @@ def load_options(
             pass
         else:
             return options_type.model_validate(block.model_dump(include=fields))
-    try:
-        settings = env_type()
-    except ValidationError as error:
-        raise SettingsError(_explain(error, env_type)) from None
-    return options_type.model_validate(settings.model_dump(include=fields))
-
-
-def _explain(error: ValidationError, env_type: type[BaseSettings]) -> str:
-    prefix = str(env_type.model_config.get("env_prefix", ""))
-    problems = []
-    for problem in error.errors():
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        alias = (
-            env_type.model_fields[field].validation_alias
-            if field in env_type.model_fields
-            else None
-        )
-        name = alias if isinstance(alias, str) else f"{prefix}{field}".upper()
-        secret = field in env_type.model_fields and "Secret" in str(
-            env_type.model_fields[field].annotation
-        )
-        shown = "(secret)" if secret else repr(problem.get("input"))
-        problems.append(f"{name}={shown}: {problem['msg']}")
-    return "invalid setting: " + "; ".join(problems)
+    return from_environment(env_type, options_type)
 
 
 def register_block_types() -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from creatorkb.calls import ModelCall
 
 
 class KBError(Exception):
@@ -53,3 +57,36 @@ class ChannelNotResolved(KBError):
 
 class SettingsError(KBError):
     """A configuration value is impossible."""
+
+
+class KnowledgeError(KBError):
+    """The knowledge base cannot answer what was asked; the message says what would."""
+
+
+class VideoNotFound(KnowledgeError):
+    """No video with that id is in the ledger."""
+
+
+class VideoNotAnalysed(KnowledgeError):
+    """The video is in the ledger but has no analysis yet."""
+
+
+class EmptyKnowledgeBase(KnowledgeError):
+    """Nothing is analysed (or indexed) yet, so there is nothing to search or export."""
+
+
+class BadQuery(KnowledgeError):
+    """A search query, filter or date that cannot be used as given."""
+
+
+class ExportFailed(KnowledgeError):
+    """The export directory cannot be written as asked; nothing was written."""
+
+
+class EmbeddingUnavailable(KnowledgeError):
+    """Ollama cannot embed right now (down, or the embedding model is missing): search
+    ranks by full text alone. `calls` are the requests made, for the ledger."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.calls: list[ModelCall] = []

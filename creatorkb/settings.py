@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from creatorkb.errors import SettingsError
+
+Options = TypeVar("Options", bound=BaseModel)
 
 
 class KBSettings(BaseSettings):
@@ -164,3 +168,67 @@ class CostEnvSettings(CostOptions, BaseSettings):
     """CostOptions from KB_COST_* variables."""
 
     model_config = SettingsConfigDict(env_prefix="KB_COST_", extra="ignore")
+
+
+class KnowledgeOptions(BaseModel):
+    """How the knowledge base is searched: the embedding model and tool-name aliases."""
+
+    embed_model: str = Field(
+        "nomic-embed-text", description="Ollama model that embeds passages and queries."
+    )
+    query_prefix: str = Field(
+        "search_query: ", description="Put before a query when it is embedded (nomic's task)."
+    )
+    document_prefix: str = Field(
+        "search_document: ", description="Put before a passage when it is embedded."
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=lambda: {
+            "SDXL": "Stable Diffusion XL",
+            "SD XL": "Stable Diffusion XL",
+            "SD": "Stable Diffusion",
+            "A1111": "AUTOMATIC1111",
+            "Auto1111": "AUTOMATIC1111",
+        },
+        description="Other names of a tool or technique -> the name it is listed under.",
+    )
+
+
+class KnowledgeEnvSettings(KnowledgeOptions, BaseSettings):
+    """KnowledgeOptions from KB_KNOWLEDGE_* variables (aliases as JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_KNOWLEDGE_", extra="ignore")
+
+
+def from_environment(env_type: type[BaseSettings], options_type: type[Options]) -> Options:
+    """Options read from the environment; an invalid value raises a SettingsError naming
+    the variable."""
+    try:
+        settings = env_type()
+    except ValidationError as error:
+        raise SettingsError(_explain(error, env_type)) from None
+    return options_type.model_validate(settings.model_dump(include=set(options_type.model_fields)))
+
+
+def knowledge_options() -> KnowledgeOptions:
+    """Search settings from KB_KNOWLEDGE_* (they have no block)."""
+    return from_environment(KnowledgeEnvSettings, KnowledgeOptions)
+
+
+def _explain(error: ValidationError, env_type: type[BaseSettings]) -> str:
+    prefix = str(env_type.model_config.get("env_prefix", ""))
+    problems = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        alias = (
+            env_type.model_fields[field].validation_alias
+            if field in env_type.model_fields
+            else None
+        )
+        name = alias if isinstance(alias, str) else f"{prefix}{field}".upper()
+        secret = field in env_type.model_fields and "Secret" in str(
+            env_type.model_fields[field].annotation
+        )
+        shown = "(secret)" if secret else repr(problem.get("input"))
+        problems.append(f"{name}={shown}: {problem['msg']}")
+    return "invalid setting: " + "; ".join(problems)

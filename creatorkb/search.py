@@ -1,0 +1,317 @@
+"""Hybrid search over the knowledge base: BM25 full text and cosine similarity, fused.
+
+- Full text: BM25 over `knowledge_passages` from DuckDB's fts index, the same formula as
+  the extension's `match_bm25` (k1 = 1.2, b = 0.75), computed from the index's own tables
+  for the query's terms only, which is about twice as fast as scoring every passage with
+  the macro (docs/performance.md; tests check that both rank alike).
+- Semantic: the query's embedding against each passage's: first by the coarse 64-dimension
+  prefix over all of them, then exactly (cosine over 256 dimensions) for the best few
+  hundred.
+- Fused by reciprocal rank fusion: score = sum over rankings of 1 / (60 + rank).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import duckdb
+from pydantic import BaseModel
+
+from creatorkb.confidence import normalize
+from creatorkb.embeddings import COARSE_DIMENSIONS, EMBEDDING_DIMENSIONS, coarse
+from creatorkb.errors import BadQuery, EmptyKnowledgeBase
+from creatorkb.fts import FTS_SCHEMA
+from creatorkb.knowledge import require_analyses, resolve_creator
+from creatorkb.mentions import Names, known_names, videos_naming
+from creatorkb.segments import clock, watch_link
+
+MAX_QUERY_CHARS = 500
+MAX_LIMIT = 100
+RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al. 2009)
+CANDIDATES = 100  # passages each ranking contributes to the fusion
+COARSE_CANDIDATES = 400  # passages the coarse pass hands to the exact one
+
+_BM25_SQL = f"""
+WITH tokens AS (
+    SELECT DISTINCT stem(unnest({FTS_SCHEMA}.tokenize(?)), 'porter') AS term
+),
+query_terms AS (
+    SELECT termid, df FROM {FTS_SCHEMA}.dict JOIN tokens USING (term)
+),
+term_tf AS (
+    SELECT termid, docid, count(*) AS tf FROM {FTS_SCHEMA}.terms
+    WHERE termid IN (SELECT termid FROM query_terms) GROUP BY ALL
+),
+scores AS (
+    SELECT docid,
+           sum(log((s.num_docs - q.df + 0.5) / (q.df + 0.5) + 1)
+               * (tf * (1.2 + 1)) / (tf + 1.2 * (1 - 0.75 + 0.75 * (d.len / s.avgdl))))
+               AS score
+    FROM term_tf JOIN query_terms q USING (termid)
+    JOIN {FTS_SCHEMA}.docs d USING (docid), {FTS_SCHEMA}.stats s
+    GROUP BY docid
+)
+SELECT d.name AS passage_id, scores.score
+FROM scores JOIN {FTS_SCHEMA}.docs d USING (docid)
+{{restrict}}
+ORDER BY scores.score DESC, d.name
+LIMIT {CANDIDATES}
+"""
+
+_SEMANTIC_SQL = f"""
+WITH shortlist AS (
+    SELECT rowid AS row_id FROM passage_embeddings
+    WHERE model = ? {{restrict_hashes}}
+    ORDER BY array_inner_product(coarse, CAST(? AS FLOAT[{COARSE_DIMENSIONS}])) DESC
+    LIMIT {COARSE_CANDIDATES}
+),
+ranked AS (
+    SELECT text_hash,
+           array_cosine_similarity(embedding, CAST(? AS FLOAT[{EMBEDDING_DIMENSIONS}]))
+               AS similarity
+    FROM passage_embeddings WHERE rowid IN (SELECT row_id FROM shortlist)
+)
+SELECT p.passage_id, r.similarity
+FROM ranked r JOIN knowledge_passages p USING (text_hash)
+{{restrict}}
+ORDER BY r.similarity DESC, p.passage_id
+LIMIT {CANDIDATES}
+"""
+
+
+def check_query(text: str) -> str:
+    """The query, stripped; BadQuery for an empty or an overlong one."""
+    query = " ".join(text.split())
+    if not query:
+        raise BadQuery("the search query is empty; give some words, e.g. kb search 'upscaling'")
+    if len(query) > MAX_QUERY_CHARS:
+        raise BadQuery(
+            f"the search query is {len(query):,} characters long; kb searches with at most "
+            f"{MAX_QUERY_CHARS}: give the few words that matter"
+        )
+    if not normalize(query):
+        raise BadQuery(f"the search query {query!r} has no words to search for; give some")
+    return query
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a search is limited to; None is no limit."""
+
+    creator: str | None = None
+    topic: str | None = None
+    tool: str | None = None
+    since: date | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Filters resolved against the ledger: the videos a search may return (None: all),
+    and the state of the index it will rank with."""
+
+    video_ids: list[str] | None
+    notes: list[str]
+    embedded_passages: int
+    passages: int
+
+
+def prepare(
+    connection: duckdb.DuckDBPyConnection, filters: Filters, names: Names, model: str
+) -> Scope:
+    """Check the knowledge base can be searched and resolve the filters, failing with one
+    clear message for an empty knowledge base or an unknown creator, topic or tool."""
+    analysed = require_analyses(connection)
+    [(indexed, passages, built, embedded)] = connection.execute(
+        "SELECT (SELECT count(*) FROM indexed_videos), (SELECT count(*) FROM knowledge_passages),"
+        " (SELECT count(*) FROM search_index_builds),"
+        " (SELECT count(*) FROM knowledge_passages p WHERE EXISTS (SELECT 1 FROM "
+        "  passage_embeddings e WHERE e.text_hash = p.text_hash AND e.model = ?))",
+        [model],
+    ).fetchall()
+    if not passages or not built:
+        raise EmptyKnowledgeBase(
+            f"{analysed} videos are analysed but none is indexed for search yet; run "
+            "`kb analyze` (it indexes what is missing)"
+        )
+    notes = []
+    if indexed < analysed:
+        notes.append(
+            f"{analysed - indexed} analysed videos are not indexed yet; the next "
+            "`kb analyze` indexes them"
+        )
+    chosen: set[str] | None = None
+
+    def narrow(ids: Sequence[str]) -> None:
+        nonlocal chosen
+        chosen = set(ids) if chosen is None else chosen & set(ids)
+
+    if filters.creator:
+        channels = resolve_creator(connection, filters.creator)
+        rows = connection.execute(
+            "SELECT video_id FROM analyses JOIN videos USING (video_id) "
+            "WHERE list_contains(?, channel_id)",
+            [channels],
+        ).fetchall()
+        narrow([row[0] for row in rows])
+    for kind, wanted in (("topic", filters.topic), ("tool", filters.tool)):
+        if not wanted:
+            continue
+        found = videos_naming(connection, kind, wanted, names)
+        if found is None:
+            known = known_names(connection, kind, names)[:10]
+            command = "kb tools" if kind == "tool" else "kb topics"
+            raise BadQuery(
+                f"no {kind} {wanted!r} in the knowledge base; `{command}` lists them"
+                + (f" (e.g. {', '.join(known)})" if known else "")
+            )
+        narrow(found[1])
+    if filters.since:
+        rows = connection.execute(
+            "SELECT video_id FROM analyses JOIN videos USING (video_id) "
+            "WHERE coalesce(published_at, created_at) >= ?",
+            [filters.since],
+        ).fetchall()
+        narrow([row[0] for row in rows])
+    return Scope(sorted(chosen) if chosen is not None else None, notes, embedded, passages)
+
+
+class Hit(BaseModel):
+    """One passage that matched, with its video and the moment it was said."""
+
+    video_id: str
+    title: str | None
+    creator: str | None
+    channel_id: str
+    published_at: datetime | None
+    kind: str
+    label: str | None
+    text: str
+    start_s: float | None
+    located: str | None
+    link: str
+    score: float
+    full_text_rank: int | None
+    semantic_rank: int | None
+
+    @property
+    def at(self) -> str:
+        if self.start_s is None:
+            return "unlocated"
+        return ("~" if self.located == "near" else "") + clock(self.start_s)
+
+
+class SearchResult(BaseModel):
+    query: str
+    hits: list[Hit]
+    semantic: bool
+    semantic_off: str | None
+    notes: list[str]
+
+
+def full_text_ranking(
+    connection: duckdb.DuckDBPyConnection, query: str, video_ids: list[str] | None
+) -> list[str]:
+    """Passage ids by BM25, best first."""
+    restrict, params = "", [query]
+    if video_ids is not None:
+        restrict = (
+            "WHERE d.name IN (SELECT passage_id FROM knowledge_passages "
+            "WHERE list_contains(?, video_id))"
+        )
+        params.append(video_ids)
+    rows = connection.execute(_BM25_SQL.format(restrict=restrict), params).fetchall()
+    return [row[0] for row in rows]
+
+
+def semantic_ranking(
+    connection: duckdb.DuckDBPyConnection,
+    vector: Sequence[float],
+    model: str,
+    video_ids: list[str] | None,
+) -> list[str]:
+    """Passage ids by cosine similarity to the query's embedding, best first."""
+    restrict_hashes, restrict = "", ""
+    params: list[object] = [model]
+    if video_ids is not None:
+        restrict_hashes = (
+            "AND text_hash IN (SELECT text_hash FROM knowledge_passages "
+            "WHERE list_contains(?, video_id))"
+        )
+        params.append(video_ids)
+    params += [coarse(vector), list(vector)]
+    if video_ids is not None:
+        restrict = "WHERE list_contains(?, p.video_id)"
+        params.append(video_ids)
+    sql = _SEMANTIC_SQL.format(restrict_hashes=restrict_hashes, restrict=restrict)
+    return [row[0] for row in connection.execute(sql, params).fetchall()]
+
+
+def fuse(*rankings: Sequence[str]) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of rankings (best first): ids with their fused score."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+def search(
+    connection: duckdb.DuckDBPyConnection,
+    query: str,
+    scope: Scope,
+    *,
+    limit: int,
+    vector: Sequence[float] | None,
+    model: str,
+) -> list[Hit]:
+    """The best `limit` passages for `query` in `scope` (hybrid when `vector` is given)."""
+    if scope.video_ids == []:
+        return []
+    full_text = full_text_ranking(connection, query, scope.video_ids)
+    semantic = (
+        semantic_ranking(connection, vector, model, scope.video_ids) if vector is not None else []
+    )
+    fused = fuse(full_text, semantic)
+    text_rank = {item: rank for rank, item in enumerate(full_text, start=1)}
+    meaning_rank = {item: rank for rank, item in enumerate(semantic, start=1)}
+    details = _passages(connection, [item for item, _ in fused[: limit * 3]])
+    hits: list[Hit] = []
+    seen: set[tuple[str, str]] = set()
+    for item, score in fused:
+        passage = details.get(item)
+        if passage is None:  # indexed for full text, then rebuilt away: skip it
+            continue
+        same = (passage["video_id"], normalize(passage["text"]))
+        if same in seen:  # a tool's quote that is also an evidence quote, say
+            continue
+        seen.add(same)
+        hits.append(
+            Hit(
+                **passage,
+                link=watch_link(passage["video_id"], passage["start_s"]),
+                score=score,
+                full_text_rank=text_rank.get(item),
+                semantic_rank=meaning_rank.get(item),
+            )
+        )
+        if len(hits) == limit:
+            break
+    return hits
+
+
+def _passages(connection: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict]:
+    if not ids:
+        return {}
+    cursor = connection.execute(
+        "SELECT p.passage_id, p.video_id, v.title, c.name AS creator, v.channel_id, "
+        "v.published_at, p.kind, p.label, p.text, p.start_s, p.located "
+        "FROM knowledge_passages p JOIN videos v USING (video_id) "
+        "LEFT JOIN creators c ON c.channel_id = v.channel_id "
+        "WHERE list_contains(?, p.passage_id)",
+        [ids],
+    )
+    names = [column[0] for column in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return {row.pop("passage_id"): row for row in rows}
