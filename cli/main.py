@@ -10,6 +10,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
+from cli import knowledge
 from cli.common import configured, console, kb_settings, run, youtube_options
 from creatorkb.channels import parse_channel_ref
 from creatorkb.ledger import Ledger, open_ledger
@@ -175,8 +176,13 @@ def fetch(
     language: Annotated[
         list[str] | None, typer.Option(help="Preferred transcript languages (repeatable).")
     ] = None,
+    segments: Annotated[
+        bool, typer.Option(help="Only snippet timings of transcripts stored without them.")
+    ] = False,
 ) -> None:
     """Fetch transcripts of discovered videos."""
+    if segments:
+        return knowledge.fetch_segments(limit)
     from flows.fetch import fetch_transcripts
 
     _print_fetch(run(lambda: fetch_transcripts(limit=limit, languages=language or None)))
@@ -356,6 +362,8 @@ def doctor() -> None:
     )
     raise typer.Exit(run_checks(console, config))
 
+
+knowledge.register(app)
 
 if __name__ == "__main__":
     app()

@@ -23,6 +23,7 @@ from creatorkb.analysis import (
 from creatorkb.ledger import open_ledger
 from creatorkb.settings import KBSettings
 from flows import models
+from flows.indexing import index_knowledge, learned_in_run
 from flows.progress import RunProgress
 
 
@@ -47,7 +48,11 @@ def analyze_videos(
     )
     outcomes, errors = _analyze_all(analyzer, jobs)
     summary = AnalysisSummary.of(outcomes, errors)
-    create_markdown_artifact(summary.to_markdown(), key="analysis-summary")
+    # The knowledge base: what this run finished becomes searchable, and the summary
+    # artifact lists what each video taught (creatorkb/search_index.py, digest.py).
+    index_knowledge(ledger, runtime.flow_run.id, return_state=True)
+    learned = learned_in_run(ledger, [o.video_id for o in outcomes if o.status == "analyzed"])
+    create_markdown_artifact(f"{summary.to_markdown()}\n\n{learned}", key="analysis-summary")
     return summary
 
 
