@@ -344,10 +344,11 @@ def digest(
 ) -> None:
     """The weekly knowledge digest (a flow run): printed, and written to reports/."""
     from creatorkb.report import IsoWeek
-    from flows.digest import knowledge_digest
 
     if week is not None:
         run(lambda: IsoWeek.parse(week))  # a clear error before any flow starts
+    from flows.digest import knowledge_digest
+
     result = run(lambda: knowledge_digest(week=week))
     console.print(Markdown(result.to_markdown()))
     path = (kb_settings().reports / f"digest-{result.week}.md").resolve()

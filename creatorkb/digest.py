@@ -12,7 +12,7 @@ import duckdb
 from pydantic import BaseModel
 
 from creatorkb.knowledge import VideoRecord, read_records
-from creatorkb.mentions import Kind, Names, read_mentions
+from creatorkb.mentions import Kind, Names, read_mentions, usage
 from creatorkb.report import IsoWeek
 
 POINTS_PER_VIDEO = 2
@@ -115,24 +115,23 @@ class Digest(BaseModel):
 def _new_in_week(
     connection: duckdb.DuckDBPyConnection, kind: Kind, week: IsoWeek, names: Names
 ) -> dict[str, list[str]]:
-    """Per creator (channel id), the names of `kind` first analysed in the week."""
+    """Per creator (channel id), the names of `kind` first analysed in the week, listed as
+    `kb tools` lists them."""
     mentions = read_mentions(connection, kind)
+    listed = {item.key: item.name for item in usage(mentions, names)}
     first: dict[str, datetime] = {}
-    spelling: dict[str, str] = {}
     for mention in mentions:
         key = names.key(mention.name)
         if key and (key not in first or mention.analysed_at < first[key]):
             first[key] = mention.analysed_at
-            spelling[key] = mention.name.strip()
     found: dict[str, list[str]] = defaultdict(list)
     for mention in mentions:
         key = names.key(mention.name)
         in_week = week.start_utc <= mention.analysed_at < week.end_utc
-        if in_week and week.start_utc <= first[key] < week.end_utc:
-            listed = names.listed(key, [spelling[key]])
-            if listed not in found[mention.channel_id]:
-                found[mention.channel_id].append(listed)
-    return found
+        new = key and in_week and week.start_utc <= first[key] < week.end_utc
+        if new and listed[key] not in found[mention.channel_id]:
+            found[mention.channel_id].append(listed[key])
+    return {channel: sorted(names_, key=str.casefold) for channel, names_ in found.items()}
 
 
 def week_digest(connection: duckdb.DuckDBPyConnection, week: IsoWeek, names: Names) -> Digest:

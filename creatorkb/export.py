@@ -329,9 +329,12 @@ def write_files(directory: Path, files: Mapping[str, str]) -> ExportReport:
             "written_by": "creatorkb (kb export)",
             "files": {name: _digest(text.encode("utf-8")) for name, text in sorted(files.items())},
         }
-        partial = staging / MANIFEST
-        partial.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        os.replace(partial, target / MANIFEST)
+        listing = json.dumps(manifest, indent=1) + "\n"
+        path = target / MANIFEST
+        if not path.exists() or path.read_text(encoding="utf-8") != listing:
+            partial = staging / MANIFEST
+            partial.write_text(listing, encoding="utf-8")
+            os.replace(partial, path)
     except OSError as error:
         raise ExportFailed(
             f"writing into {target} failed ({error.strerror or error}); every file written is "

@@ -113,13 +113,16 @@ class TimedText:
         wanted = _content_words(normalize(text))
         if not wanted or not self:
             return None
-        best, best_share = None, 0.0
+        best, best_score = None, (0.0, 0)
         for first in range(len(self._starts)):
+            lead = len(wanted & self._words[first])
+            if not lead:  # a window starts where the words start
+                continue
             window = set().union(*self._words[first : first + NEAR_WINDOW])
-            share = len(wanted & window) / len(wanted)
-            if share > best_share:
-                best, best_share = first, share
-        if best is None or best_share < NEAR_SHARE:
+            score = (len(wanted & window) / len(wanted), lead)
+            if score > best_score:
+                best, best_score = first, score
+        if best is None or best_score[0] < NEAR_SHARE:
             return None
         return self._starts[best]
 

@@ -80,6 +80,8 @@ def test_kb_up_serves_every_flow_on_schedule_and_runs_them_like_the_ui(
         assert by_name["pipeline"]["concurrency_options"]["collision_strategy"] == "ENQUEUE"
         [report_schedule] = by_name["weekly-cost-report"]["schedules"]
         assert report_schedule["schedule"]["cron"] == "0 8 * * 1"
+        [digest_schedule] = by_name["knowledge-digest"]["schedules"]
+        assert digest_schedule["schedule"]["cron"] == "30 8 * * 1"  # after the cost report
         assert report_schedule["schedule"]["timezone"] == "Europe/Berlin"
         form = by_name["pipeline"]["parameter_openapi_schema"]["properties"]
         assert form["fetch_limit"]["minimum"] == 1 and form["fetch_limit"]["type"] == "integer"
