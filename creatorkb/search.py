@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 
 import duckdb
 from pydantic import BaseModel
@@ -27,6 +29,7 @@ from creatorkb.knowledge import require_analyses, resolve_creator
 from creatorkb.mentions import Names, known_names, videos_naming
 from creatorkb.segments import clock, watch_link
 
+T = TypeVar("T", int, str)
 MAX_QUERY_CHARS = 500
 MAX_LIMIT = 100
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al. 2009)
@@ -63,18 +66,18 @@ LIMIT {CANDIDATES}
 _SEMANTIC_SQL = f"""
 WITH shortlist AS (
     SELECT rowid AS row_id FROM passage_embeddings
-    WHERE model = ? {{restrict_hashes}}
+    WHERE model = ? {{restrict_keys}}
     ORDER BY array_inner_product(coarse, CAST(? AS FLOAT[{COARSE_DIMENSIONS}])) DESC
     LIMIT {COARSE_CANDIDATES}
 ),
 ranked AS (
-    SELECT text_hash,
+    SELECT text_key,
            array_cosine_similarity(embedding, CAST(? AS FLOAT[{EMBEDDING_DIMENSIONS}]))
                AS similarity
     FROM passage_embeddings WHERE rowid IN (SELECT row_id FROM shortlist)
 )
 SELECT p.passage_id, r.similarity
-FROM ranked r JOIN knowledge_passages p USING (text_hash)
+FROM ranked r JOIN knowledge_passages p USING (text_key)
 {{restrict}}
 ORDER BY r.similarity DESC, p.passage_id
 LIMIT {CANDIDATES}
@@ -123,14 +126,14 @@ def prepare(
     """Check the knowledge base can be searched and resolve the filters, failing with one
     clear message for an empty knowledge base or an unknown creator, topic or tool."""
     analysed = require_analyses(connection)
-    [(indexed, passages, built, embedded)] = connection.execute(
-        "SELECT (SELECT count(*) FROM indexed_videos), (SELECT count(*) FROM knowledge_passages),"
-        " (SELECT count(*) FROM search_index_builds),"
-        " (SELECT count(*) FROM knowledge_passages p WHERE EXISTS (SELECT 1 FROM "
-        "  passage_embeddings e WHERE e.text_hash = p.text_hash AND e.model = ?))",
-        [model],
+    [(indexed,)] = connection.execute("SELECT count(*) FROM indexed_videos").fetchall()
+    state = connection.execute(
+        "SELECT passages, model, embedded FROM search_index_builds ORDER BY built_at DESC LIMIT 1"
     ).fetchall()
-    if not passages or not built:
+    passages, built_model, embedded = state[0] if state else (0, None, 0)
+    if built_model != model:  # the setting changed since: the next run embeds anew
+        embedded = 0
+    if not passages:
         raise EmptyKnowledgeBase(
             f"{analysed} videos are analysed but none is indexed for search yet; run "
             "`kb analyze` (it indexes what is missing)"
@@ -212,7 +215,7 @@ class SearchResult(BaseModel):
 
 def full_text_ranking(
     connection: duckdb.DuckDBPyConnection, query: str, video_ids: list[str] | None
-) -> list[str]:
+) -> list[int]:
     """Passage ids by BM25, best first."""
     restrict, params = "", [query]
     if video_ids is not None:
@@ -230,13 +233,13 @@ def semantic_ranking(
     vector: Sequence[float],
     model: str,
     video_ids: list[str] | None,
-) -> list[str]:
+) -> list[int]:
     """Passage ids by cosine similarity to the query's embedding, best first."""
-    restrict_hashes, restrict = "", ""
+    restrict_keys, restrict = "", ""
     params: list[object] = [model]
     if video_ids is not None:
-        restrict_hashes = (
-            "AND text_hash IN (SELECT text_hash FROM knowledge_passages "
+        restrict_keys = (
+            "AND text_key IN (SELECT text_key FROM knowledge_passages "
             "WHERE list_contains(?, video_id))"
         )
         params.append(video_ids)
@@ -244,13 +247,13 @@ def semantic_ranking(
     if video_ids is not None:
         restrict = "WHERE list_contains(?, p.video_id)"
         params.append(video_ids)
-    sql = _SEMANTIC_SQL.format(restrict_hashes=restrict_hashes, restrict=restrict)
+    sql = _SEMANTIC_SQL.format(restrict_keys=restrict_keys, restrict=restrict)
     return [row[0] for row in connection.execute(sql, params).fetchall()]
 
 
-def fuse(*rankings: Sequence[str]) -> list[tuple[str, float]]:
+def fuse(*rankings: Sequence[T]) -> list[tuple[T, float]]:
     """Reciprocal rank fusion of rankings (best first): ids with their fused score."""
-    scores: dict[str, float] = {}
+    scores: dict[T, float] = {}
     for ranking in rankings:
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (RRF_K + rank)
@@ -269,10 +272,16 @@ def search(
     """The best `limit` passages for `query` in `scope` (hybrid when `vector` is given)."""
     if scope.video_ids == []:
         return []
-    full_text = full_text_ranking(connection, query, scope.video_ids)
-    semantic = (
-        semantic_ranking(connection, vector, model, scope.video_ids) if vector is not None else []
-    )
+    if vector is None:
+        full_text, semantic = full_text_ranking(connection, query, scope.video_ids), []
+    else:
+        # The two rankings read different tables: on their own cursors they run at once.
+        with ThreadPoolExecutor(max_workers=1) as other:
+            meaning = other.submit(
+                _on_cursor, connection, semantic_ranking, vector, model, scope.video_ids
+            )
+            full_text = full_text_ranking(connection, query, scope.video_ids)
+            semantic = meaning.result()
     fused = fuse(full_text, semantic)
     text_rank = {item: rank for rank, item in enumerate(full_text, start=1)}
     meaning_rank = {item: rank for rank, item in enumerate(semantic, start=1)}
@@ -301,7 +310,15 @@ def search(
     return hits
 
 
-def _passages(connection: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict]:
+def _on_cursor(connection: duckdb.DuckDBPyConnection, ranking, *args):  # type: ignore[no-untyped-def]
+    cursor = connection.cursor()
+    try:
+        return ranking(cursor, *args)
+    finally:
+        cursor.close()
+
+
+def _passages(connection: duckdb.DuckDBPyConnection, ids: list[int]) -> dict[int, dict]:
     if not ids:
         return {}
     cursor = connection.execute(
@@ -309,7 +326,7 @@ def _passages(connection: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str
         "v.published_at, p.kind, p.label, p.text, p.start_s, p.located "
         "FROM knowledge_passages p JOIN videos v USING (video_id) "
         "LEFT JOIN creators c ON c.channel_id = v.channel_id "
-        "WHERE list_contains(?, p.passage_id)",
+        "WHERE p.passage_id IN (SELECT unnest(CAST(? AS BIGINT[])))",
         [ids],
     )
     names = [column[0] for column in cursor.description]

@@ -34,8 +34,10 @@ from creatorkb.settings import CostOptions
 VIDEOS_PER_BATCH = 50
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def key_of(text: str) -> int:
+    """A text's sha256, first 8 bytes, as a signed BIGINT: integer keys keep the joins of a
+    search cheap over 100,000 passages, and 2^64 leaves no room for collisions."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,13 @@ class Passage:
     located: str | None = None
 
     @property
-    def passage_id(self) -> str:
-        return f"{self.video_id}:{self.kind}:{self.seq}"
+    def passage_id(self) -> int:
+        return key_of(f"{self.video_id}:{self.kind}:{self.seq}")
 
     @property
-    def text_hash(self) -> str:
-        return text_hash(self.text)
+    def text_key(self) -> int:
+        """The key of the passage's embedding."""
+        return key_of(self.text)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -68,7 +71,7 @@ class Passage:
             "text": self.text,
             "start_s": self.start_s,
             "located": self.located,
-            "text_hash": self.text_hash,
+            "text_key": self.text_key,
         }
 
 
@@ -187,6 +190,8 @@ class KnowledgeIndexer:
         if report.videos or self._full_text_stale():
             report.rebuilt = True
             report.rebuild_seconds = self.rebuild_full_text()
+        if report.rebuilt or report.embedded:
+            self._record_state(report)
         return report
 
     # -- reading -----------------------------------------------------------------
@@ -242,16 +247,16 @@ class KnowledgeIndexer:
             for video_id, created_at, result in analyses
         ]
 
-    def _missing_embeddings(self, hashes: Iterable[str], model: str) -> set[str]:
-        wanted = sorted(set(hashes))
+    def _missing_embeddings(self, keys: Iterable[int], model: str) -> set[int]:
+        wanted = sorted(set(keys))
         if not wanted:
             return set()
         rows = self.ledger.rows(
-            "SELECT text_hash FROM passage_embeddings WHERE model = ? "
-            "AND list_contains(?, text_hash)",
+            "SELECT text_key FROM passage_embeddings WHERE model = ? "
+            "AND text_key IN (SELECT unnest(CAST(? AS BIGINT[])))",
             [model, wanted],
         )
-        return set(wanted) - {row["text_hash"] for row in rows}
+        return set(wanted) - {row["text_key"] for row in rows}
 
     # -- writing -----------------------------------------------------------------
 
@@ -267,14 +272,14 @@ class KnowledgeIndexer:
         """Embed the passages' texts that have no embedding yet (one request per video),
         then write the calls, embeddings and passages in one transaction. Returns the
         embedder, or None once it failed (the rest of the run indexes full text only)."""
-        vectors: dict[str, list[float]] = {}
+        vectors: dict[int, list[float]] = {}
         calls: list[tuple[ModelCall, str]] = []
         if embedder is not None:
-            missing = self._missing_embeddings((p.text_hash for p in to_embed), embedder.model)
-            by_video: dict[str, dict[str, str]] = defaultdict(dict)
+            missing = self._missing_embeddings((p.text_key for p in to_embed), embedder.model)
+            by_video: dict[str, dict[int, str]] = defaultdict(dict)
             for passage in to_embed:
-                if passage.text_hash in missing:
-                    by_video[passage.video_id][passage.text_hash] = passage.text
+                if passage.text_key in missing:
+                    by_video[passage.video_id][passage.text_key] = passage.text
             for video_id, texts in by_video.items():
                 try:
                     embedded = embedder.documents(list(texts.values()))
@@ -294,7 +299,7 @@ class KnowledgeIndexer:
     def _store(
         self,
         calls: list[tuple[ModelCall, str]],
-        vectors: dict[str, list[float]],
+        vectors: dict[int, list[float]],
         model: str,
         videos: Sequence[_Video],
         passages: dict[str, list[Passage]] | None,
@@ -315,14 +320,14 @@ class KnowledgeIndexer:
                 if vectors:
                     frame = pd.DataFrame(
                         {
-                            "text_hash": list(vectors),
+                            "text_key": list(vectors),
                             "coarse": [coarse(vector) for vector in vectors.values()],
                             "embedding": list(vectors.values()),
                         }
                     )
                     connection.register("kb_vectors", frame)
                     connection.execute(
-                        "INSERT INTO passage_embeddings SELECT text_hash, ?, "
+                        "INSERT INTO passage_embeddings SELECT CAST(text_key AS BIGINT), ?, "
                         "CAST(coarse AS FLOAT[64]), CAST(embedding AS FLOAT[256]), ? "
                         "FROM kb_vectors ON CONFLICT DO NOTHING",
                         [model, now],
@@ -352,9 +357,9 @@ class KnowledgeIndexer:
             frame = pd.DataFrame(rows)
             connection.register("kb_passages", frame)
             connection.execute(
-                "INSERT INTO knowledge_passages SELECT passage_id, video_id, kind, "
-                "CAST(seq AS INTEGER), label, text, CAST(start_s AS DOUBLE), located, text_hash "
-                "FROM kb_passages"
+                "INSERT INTO knowledge_passages SELECT CAST(passage_id AS BIGINT), video_id, kind, "
+                "CAST(seq AS INTEGER), label, text, CAST(start_s AS DOUBLE), located, "
+                "CAST(text_key AS BIGINT) FROM kb_passages"
             )
             connection.unregister("kb_passages")
         state = [
@@ -383,7 +388,7 @@ class KnowledgeIndexer:
         rows = self.ledger.rows(
             "SELECT p.video_id, p.kind, p.seq, p.text FROM knowledge_passages p "
             "WHERE NOT EXISTS (SELECT 1 FROM passage_embeddings e "
-            "WHERE e.text_hash = p.text_hash AND e.model = ?) ORDER BY p.video_id",
+            "WHERE e.text_key = p.text_key AND e.model = ?) ORDER BY p.video_id",
             [embedder.model],
         )
         pending = [Passage(r["video_id"], r["kind"], r["seq"], r["text"]) for r in rows]
@@ -393,7 +398,7 @@ class KnowledgeIndexer:
 
     def _full_text_stale(self) -> bool:
         [row] = self.ledger.rows(
-            "SELECT (SELECT max(built_at) FROM search_index_builds) AS built, "
+            "SELECT (SELECT max(built_at) FROM search_index_builds WHERE rebuilt) AS built, "
             "(SELECT max(indexed_at) FROM indexed_videos) AS indexed"
         )
         if row["indexed"] is None:
@@ -406,15 +411,21 @@ class KnowledgeIndexer:
         with self.ledger.transaction() as connection:
             load_fts(connection)
             connection.execute(FTS_PRAGMA)
-            [(count,)] = connection.execute("SELECT count(*) FROM knowledge_passages").fetchall()
             # Embeddings no passage uses any more (a re-analysed video's old texts).
             connection.execute(
                 "DELETE FROM passage_embeddings e WHERE NOT EXISTS "
-                "(SELECT 1 FROM knowledge_passages p WHERE p.text_hash = e.text_hash)"
+                "(SELECT 1 FROM knowledge_passages p WHERE p.text_key = e.text_key)"
             )
-            seconds = time.perf_counter() - started
+        return time.perf_counter() - started
+
+    def _record_state(self, report: IndexReport) -> None:
+        """What search needs to know about the index, counted once here, not per query."""
+        model = self.embedder.model if self.embedder else None
+        with self.ledger.transaction() as connection:
             connection.execute(
-                "INSERT INTO search_index_builds VALUES (?, ?, ?)",
-                [datetime.now(UTC), count, seconds],
+                "INSERT INTO search_index_builds SELECT ?, (SELECT count(*) FROM "
+                "knowledge_passages), ?, ?, ?, (SELECT count(*) FROM knowledge_passages p "
+                "WHERE EXISTS (SELECT 1 FROM passage_embeddings e "
+                "WHERE e.text_key = p.text_key AND e.model = ?))",
+                [datetime.now(UTC), report.rebuilt, report.rebuild_seconds, model, model],
             )
-        return seconds

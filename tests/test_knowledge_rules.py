@@ -104,12 +104,14 @@ def test_passages_carry_where_they_were_said() -> None:
         ["not the original transcript", "never said at all"],
         {"test": "Hey, this is just a test"},
     )
-    passages = {p.passage_id: p for p in record_passages("vid", record, SNIPPETS)}
-    assert passages["vid:quote:0"].start_s == 1.54
-    assert passages["vid:quote:1"].start_s is None and passages["vid:quote:1"].located is None
-    tool = passages["vid:tool:0"]
+    found = record_passages("vid", record, SNIPPETS)
+    passages = {(p.kind, p.seq): p for p in found}
+    assert passages["quote", 0].start_s == 1.54
+    assert passages["quote", 1].start_s is None and passages["quote", 1].located is None
+    tool = passages["tool", 0]
     assert (tool.text, tool.label, tool.start_s) == ("test: Hey, this is just a test", "test", 0.0)
-    assert passages["vid:segment:0"].start_s == 0.0
+    assert passages["segment", 0].start_s == 0.0
+    assert len({p.passage_id for p in found}) == len(found)  # one key each
     assert {p.kind for p in passages.values()} == {
         "summary",
         "key_point",

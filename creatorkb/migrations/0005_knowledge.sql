@@ -56,7 +56,7 @@ CREATE TABLE transcript_segments (
 -- What search looks through: the parts of each analysed video's record and windows of its
 -- transcript, each with where in the video it was said. Rebuilt per video by the indexer.
 CREATE TABLE knowledge_passages (
-    passage_id  VARCHAR PRIMARY KEY,  -- <video_id>:<kind>:<seq>
+    passage_id  BIGINT PRIMARY KEY,   -- sha256 of '<video_id>:<kind>:<seq>', first 8 bytes
     video_id    VARCHAR NOT NULL,
     kind        VARCHAR NOT NULL
                 CHECK (kind IN ('summary', 'key_point', 'technique', 'step', 'tool', 'quote',
@@ -66,19 +66,19 @@ CREATE TABLE knowledge_passages (
     text        VARCHAR NOT NULL,
     start_s     DOUBLE,               -- where it was said; null when it could not be located
     located     VARCHAR CHECK (located IN ('exact', 'near')),
-    text_hash   VARCHAR NOT NULL      -- sha256 of the embedded text: its embedding's key
+    text_key    BIGINT NOT NULL       -- the text's sha256, first 8 bytes: its embedding's key
 );
 
 -- Embeddings from Ollama, by the text they embed, so an unchanged passage is never embedded
 -- twice. `embedding` is the model's vector cut to 256 dimensions (Ollama's `dimensions`);
 -- `coarse` its first 64, renormalised: a cheap first pass before the exact ranking.
 CREATE TABLE passage_embeddings (
-    text_hash   VARCHAR NOT NULL,
+    text_key    BIGINT NOT NULL,
     model       VARCHAR NOT NULL,
     coarse      FLOAT[64] NOT NULL,
     embedding   FLOAT[256] NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (text_hash, model)
+    PRIMARY KEY (text_key, model)
 );
 
 -- Which analysis and which segments a video's passages were built from: when either changes
@@ -91,9 +91,13 @@ CREATE TABLE indexed_videos (
     indexed_at           TIMESTAMPTZ NOT NULL
 );
 
--- Each rebuild of the full-text (BM25) index over knowledge_passages.
+-- The state of the index after each indexing run that changed it: search reads the latest
+-- row instead of counting 100,000 passages on every query.
 CREATE TABLE search_index_builds (
     built_at    TIMESTAMPTZ PRIMARY KEY,
-    passages    BIGINT NOT NULL,
-    seconds     DOUBLE NOT NULL
+    passages    BIGINT NOT NULL,   -- in knowledge_passages
+    rebuilt     BOOLEAN NOT NULL,  -- the full-text (BM25) index was rebuilt
+    seconds     DOUBLE NOT NULL,   -- how long that rebuild took
+    model       VARCHAR,           -- the embedding model
+    embedded    BIGINT NOT NULL    -- passages with an embedding from that model
 );
