@@ -23,6 +23,18 @@ FTS_PRAGMA = (
 )
 
 
+def rebuild_full_text_index(connection: duckdb.DuckDBPyConnection) -> None:
+    """The BM25 index over every passage, and its postings in term order."""
+    load_fts(connection)
+    connection.execute(FTS_PRAGMA)
+    connection.execute("DELETE FROM search_postings")
+    connection.execute(
+        f"INSERT INTO search_postings SELECT t.termid, d.name, d.len, count(*) "
+        f"FROM {FTS_SCHEMA}.terms t JOIN {FTS_SCHEMA}.docs d USING (docid) "
+        "GROUP BY ALL ORDER BY t.termid, d.name"
+    )
+
+
 def fts_extension() -> Path:
     """The extension file for the installed duckdb."""
     package = Path(duckdb_extension_fts.__file__).parent

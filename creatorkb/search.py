@@ -33,8 +33,8 @@ T = TypeVar("T", int, str)
 MAX_QUERY_CHARS = 500
 MAX_LIMIT = 100
 RRF_K = 60  # the constant of reciprocal rank fusion (Cormack et al. 2009)
-CANDIDATES = 100  # passages each ranking contributes to the fusion
-COARSE_CANDIDATES = 400  # passages the coarse pass hands to the exact one
+CANDIDATES = 50  # passages each ranking contributes to the fusion
+COARSE_CANDIDATES = 200  # embeddings the coarse pass hands to the exact one
 
 _BM25_SQL = f"""
 WITH tokens AS (
@@ -42,44 +42,30 @@ WITH tokens AS (
 ),
 query_terms AS (
     SELECT termid, df FROM {FTS_SCHEMA}.dict JOIN tokens USING (term)
-),
-term_tf AS (
-    SELECT termid, docid, count(*) AS tf FROM {FTS_SCHEMA}.terms
-    WHERE termid IN (SELECT termid FROM query_terms) GROUP BY ALL
-),
-scores AS (
-    SELECT docid,
-           sum(log((s.num_docs - q.df + 0.5) / (q.df + 0.5) + 1)
-               * (tf * (1.2 + 1)) / (tf + 1.2 * (1 - 0.75 + 0.75 * (d.len / s.avgdl))))
-               AS score
-    FROM term_tf JOIN query_terms q USING (termid)
-    JOIN {FTS_SCHEMA}.docs d USING (docid), {FTS_SCHEMA}.stats s
-    GROUP BY docid
 )
-SELECT d.name AS passage_id, scores.score
-FROM scores JOIN {FTS_SCHEMA}.docs d USING (docid)
+SELECT p.passage_id,
+       sum(log((s.num_docs - q.df + 0.5) / (q.df + 0.5) + 1)
+           * (p.tf * (1.2 + 1)) / (p.tf + 1.2 * (1 - 0.75 + 0.75 * (p.len / s.avgdl))))
+           AS score
+FROM search_postings p JOIN query_terms q USING (termid), {FTS_SCHEMA}.stats s
 {{restrict}}
-ORDER BY scores.score DESC, d.name
+GROUP BY p.passage_id
+ORDER BY score DESC, p.passage_id
 LIMIT {CANDIDATES}
 """
 
-_SEMANTIC_SQL = f"""
+# The shortlist's rows found through the text_key index, then read by row id: DuckDB fetches
+# arrays of rows found by an index lookup one by one, and ten times slower than this.
+_EXACT_SQL = f"""
 WITH shortlist AS (
     SELECT rowid AS row_id FROM passage_embeddings
-    WHERE model = ? {{restrict_keys}}
-    ORDER BY array_inner_product(coarse, CAST(? AS FLOAT[{COARSE_DIMENSIONS}])) DESC
-    LIMIT {COARSE_CANDIDATES}
-),
-ranked AS (
-    SELECT text_key,
-           array_cosine_similarity(embedding, CAST(? AS FLOAT[{EMBEDDING_DIMENSIONS}]))
-               AS similarity
-    FROM passage_embeddings WHERE rowid IN (SELECT row_id FROM shortlist)
+    WHERE text_key = ANY(CAST(? AS BIGINT[])) AND model = ?
 )
-SELECT p.passage_id, r.similarity
-FROM ranked r JOIN knowledge_passages p USING (text_key)
-{{restrict}}
-ORDER BY r.similarity DESC, p.passage_id
+SELECT text_key,
+       array_cosine_similarity(embedding, CAST(? AS FLOAT[{EMBEDDING_DIMENSIONS}])) AS similarity
+FROM passage_embeddings
+WHERE rowid IN (SELECT row_id FROM shortlist)
+ORDER BY similarity DESC
 LIMIT {CANDIDATES}
 """
 
@@ -220,12 +206,40 @@ def full_text_ranking(
     restrict, params = "", [query]
     if video_ids is not None:
         restrict = (
-            "WHERE d.name IN (SELECT passage_id FROM knowledge_passages "
+            "WHERE p.passage_id IN (SELECT passage_id FROM knowledge_passages "
             "WHERE list_contains(?, video_id))"
         )
         params.append(video_ids)
     rows = connection.execute(_BM25_SQL.format(restrict=restrict), params).fetchall()
     return [row[0] for row in rows]
+
+
+def shortlist(
+    connection: duckdb.DuckDBPyConnection,
+    vector: Sequence[float],
+    model: str,
+    allowed: Sequence[int] | None,
+) -> list[int]:
+    """Text keys of the COARSE_CANDIDATES embeddings nearest `vector` by their coarse
+    (64-dimension, int8) form: the first pass, in numpy over search_vector_pages."""
+    import numpy as np
+
+    pages = connection.execute(
+        "SELECT keys, vectors FROM search_vector_pages WHERE model = ? ORDER BY page", [model]
+    ).fetchall()
+    if not pages:
+        return []
+    keys = np.concatenate([np.frombuffer(page[0], dtype="<i8") for page in pages])
+    vectors = np.concatenate(
+        [np.frombuffer(page[1], dtype=np.int8).reshape(-1, COARSE_DIMENSIONS) for page in pages]
+    )
+    scores = vectors.astype(np.float32) @ np.asarray(coarse(vector), dtype=np.float32)
+    if allowed is not None:
+        scores[~np.isin(keys, np.asarray(allowed, dtype=np.int64))] = -np.inf
+    count = min(COARSE_CANDIDATES, len(keys))
+    best = np.argpartition(-scores, count - 1)[:count]
+    kept = best[np.isfinite(scores[best])]
+    return [int(key) for key in keys[kept]]
 
 
 def semantic_ranking(
@@ -234,21 +248,35 @@ def semantic_ranking(
     model: str,
     video_ids: list[str] | None,
 ) -> list[int]:
-    """Passage ids by cosine similarity to the query's embedding, best first."""
-    restrict_keys, restrict = "", ""
-    params: list[object] = [model]
+    """Passage ids by cosine similarity to the query's embedding, best first: the coarse pass
+    over every embedding, then exact cosine over 256 dimensions for its shortlist."""
+    allowed = None
     if video_ids is not None:
-        restrict_keys = (
-            "AND text_key IN (SELECT text_key FROM knowledge_passages "
-            "WHERE list_contains(?, video_id))"
-        )
-        params.append(video_ids)
-    params += [coarse(vector), list(vector)]
-    if video_ids is not None:
-        restrict = "WHERE list_contains(?, p.video_id)"
-        params.append(video_ids)
-    sql = _SEMANTIC_SQL.format(restrict_keys=restrict_keys, restrict=restrict)
-    return [row[0] for row in connection.execute(sql, params).fetchall()]
+        allowed = [
+            row[0]
+            for row in connection.execute(
+                "SELECT DISTINCT text_key FROM knowledge_passages WHERE list_contains(?, video_id)",
+                [video_ids],
+            ).fetchall()
+        ]
+    keys = shortlist(connection, vector, model, allowed)
+    if not keys:
+        return []
+    similarity = dict(connection.execute(_EXACT_SQL, [keys, model, list(vector)]).fetchall())
+    # Several passages may share a text (and so an embedding): each is ranked by it.
+    passages = connection.execute(
+        "SELECT passage_id, text_key, video_id FROM knowledge_passages "
+        "WHERE text_key = ANY(CAST(? AS BIGINT[]))",
+        [list(similarity)],
+    ).fetchall()
+    allowed = set(video_ids) if video_ids is not None else None
+    found = [
+        (passage_id, similarity[key])
+        for passage_id, key, video_id in passages
+        if allowed is None or video_id in allowed
+    ]
+    found.sort(key=lambda pair: (-pair[1], pair[0]))
+    return [passage_id for passage_id, _ in found[:CANDIDATES]]
 
 
 def fuse(*rankings: Sequence[T]) -> list[tuple[T, float]]:
@@ -319,16 +347,27 @@ def _on_cursor(connection: duckdb.DuckDBPyConnection, ranking, *args):  # type: 
 
 
 def _passages(connection: duckdb.DuckDBPyConnection, ids: list[int]) -> dict[int, dict]:
+    """The hits' passages with their videos (index lookups: a few rows of 100,000)."""
     if not ids:
         return {}
     cursor = connection.execute(
-        "SELECT p.passage_id, p.video_id, v.title, c.name AS creator, v.channel_id, "
-        "v.published_at, p.kind, p.label, p.text, p.start_s, p.located "
-        "FROM knowledge_passages p JOIN videos v USING (video_id) "
-        "LEFT JOIN creators c ON c.channel_id = v.channel_id "
-        "WHERE p.passage_id IN (SELECT unnest(CAST(? AS BIGINT[])))",
+        "SELECT passage_id, video_id, kind, label, text, start_s, located "
+        "FROM knowledge_passages WHERE passage_id = ANY(CAST(? AS BIGINT[]))",
         [ids],
     )
     names = [column[0] for column in cursor.description]
-    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    return {row.pop("passage_id"): row for row in rows}
+    passages = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    videos = {
+        row[0]: {"title": row[1], "channel_id": row[2], "published_at": row[3], "creator": row[4]}
+        for row in connection.execute(
+            "SELECT v.video_id, v.title, v.channel_id, v.published_at, c.name FROM videos v "
+            "LEFT JOIN creators c ON c.channel_id = v.channel_id "
+            "WHERE v.video_id = ANY(CAST(? AS VARCHAR[]))",
+            [sorted({passage["video_id"] for passage in passages})],
+        ).fetchall()
+    }
+    return {
+        p.pop("passage_id"): {**p, **videos[p["video_id"]]}
+        for p in passages
+        if p["video_id"] in videos
+    }

@@ -24,7 +24,7 @@ import duckdb
 from creatorkb.calls import ModelCall
 from creatorkb.embeddings import Embedder, coarse
 from creatorkb.errors import EmbeddingUnavailable, LedgerLocked
-from creatorkb.fts import FTS_PRAGMA, load_fts
+from creatorkb.fts import rebuild_full_text_index
 from creatorkb.insight import Insight
 from creatorkb.ledger import Ledger, Write
 from creatorkb.pricing import call_row
@@ -32,6 +32,7 @@ from creatorkb.segments import Segment, TimedText, windows
 from creatorkb.settings import CostOptions
 
 VIDEOS_PER_BATCH = 50
+PAGE = 4096  # coarse vectors per row of search_vector_pages
 
 
 def key_of(text: str) -> int:
@@ -187,7 +188,7 @@ class KnowledgeIndexer:
             report.indexed += [video.video_id for video in videos]
         if embedder is not None:
             self._embed_backlog(embedder, report)
-        if report.videos or self._full_text_stale():
+        if report.videos or report.embedded or self._full_text_stale():
             report.rebuilt = True
             report.rebuild_seconds = self.rebuild_full_text()
         if report.rebuilt or report.embedded:
@@ -406,17 +407,37 @@ class KnowledgeIndexer:
         return row["built"] is None or row["built"] < row["indexed"]
 
     def rebuild_full_text(self) -> float:
-        """Rebuild the BM25 index over every passage, in one transaction; its seconds."""
+        """Rebuild the BM25 index and the coarse vector pages, in one transaction; seconds."""
         started = time.perf_counter()
+        model = self.embedder.model if self.embedder else None
         with self.ledger.transaction() as connection:
-            load_fts(connection)
-            connection.execute(FTS_PRAGMA)
+            rebuild_full_text_index(connection)
             # Embeddings no passage uses any more (a re-analysed video's old texts).
             connection.execute(
                 "DELETE FROM passage_embeddings e WHERE NOT EXISTS "
                 "(SELECT 1 FROM knowledge_passages p WHERE p.text_key = e.text_key)"
             )
+            connection.execute("DELETE FROM search_vector_pages")
+            if model:
+                self._write_vector_pages(connection, model)
         return time.perf_counter() - started
+
+    def _write_vector_pages(self, connection: duckdb.DuckDBPyConnection, model: str) -> None:
+        import numpy as np
+
+        found = connection.execute(
+            "SELECT text_key, coarse FROM passage_embeddings WHERE model = ? ORDER BY text_key",
+            [model],
+        ).fetchnumpy()
+        if not len(found["text_key"]):
+            return
+        keys = np.asarray(found["text_key"], dtype="<i8")
+        vectors = np.clip(np.rint(np.stack(found["coarse"]) * 127), -127, 127).astype(np.int8)
+        rows = [
+            [model, page, keys[at : at + PAGE].tobytes(), vectors[at : at + PAGE].tobytes()]
+            for page, at in enumerate(range(0, len(keys), PAGE))
+        ]
+        connection.executemany("INSERT INTO search_vector_pages VALUES (?, ?, ?, ?)", rows)
 
     def _record_state(self, report: IndexReport) -> None:
         """What search needs to know about the index, counted once here, not per query."""

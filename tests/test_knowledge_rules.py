@@ -13,7 +13,7 @@ import pytest
 from creatorkb.confidence import grounding
 from creatorkb.errors import BadQuery, ExportFailed
 from creatorkb.export import MANIFEST, note_name, write_files
-from creatorkb.fts import FTS_PRAGMA, load_fts
+from creatorkb.fts import load_fts, rebuild_full_text_index
 from creatorkb.insight import Insight, ToolMention
 from creatorkb.ledger import Ledger, Write
 from creatorkb.mentions import Names
@@ -165,14 +165,18 @@ def test_bm25_from_the_index_tables_ranks_like_match_bm25() -> None:
     with duckdb.connect() as connection:
         load_fts(connection)
         connection.execute(
-            "CREATE TABLE knowledge_passages (passage_id VARCHAR PRIMARY KEY, video_id VARCHAR,"
+            "CREATE TABLE knowledge_passages (passage_id BIGINT PRIMARY KEY, video_id VARCHAR,"
             " text VARCHAR)"
+        )
+        connection.execute(
+            "CREATE TABLE search_postings (termid BIGINT, passage_id BIGINT, len BIGINT, "
+            "tf INTEGER)"
         )
         connection.executemany(
             "INSERT INTO knowledge_passages VALUES (?, 'v', ?)",
-            [[f"p{i}", text] for i, text in enumerate(texts)],
+            [[100 - i, text] for i, text in enumerate(texts)],
         )
-        connection.execute(FTS_PRAGMA)
+        rebuild_full_text_index(connection)
         for query in ("upscale portrait", "portrait", "keeps sharp detail 1.5", "bread cat"):
             ours = full_text_ranking(connection, query, None)
             theirs = connection.execute(
@@ -185,6 +189,7 @@ def test_bm25_from_the_index_tables_ranks_like_match_bm25() -> None:
             assert ours == [row[0] for row in theirs], query
             assert ours  # every query above matches something
         assert full_text_ranking(connection, "upscale", ["w"]) == []
+        assert full_text_ranking(connection, "upscale", ["v"]) == [100, 98]
 
 
 def test_note_names_are_safe_for_obsidian() -> None:

@@ -68,6 +68,9 @@ CREATE TABLE knowledge_passages (
     located     VARCHAR CHECK (located IN ('exact', 'near')),
     text_key    BIGINT NOT NULL       -- the text's sha256, first 8 bytes: its embedding's key
 );
+-- A search maps its best embeddings back to passages through this (an index lookup, not a
+-- scan of every passage).
+CREATE INDEX knowledge_passages_text_key ON knowledge_passages (text_key);
 
 -- Embeddings from Ollama, by the text they embed, so an unchanged passage is never embedded
 -- twice. `embedding` is the model's vector cut to 256 dimensions (Ollama's `dimensions`);
@@ -80,6 +83,7 @@ CREATE TABLE passage_embeddings (
     created_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (text_key, model)
 );
+CREATE INDEX passage_embeddings_text_key ON passage_embeddings (text_key);
 
 -- Which analysis and which segments a video's passages were built from: when either changes
 -- the video is indexed again.
@@ -89,6 +93,26 @@ CREATE TABLE indexed_videos (
     segments             INTEGER NOT NULL,
     passages             INTEGER NOT NULL,
     indexed_at           TIMESTAMPTZ NOT NULL
+);
+
+-- BM25 postings: the fts index's term occurrences counted per passage, stored in term order,
+-- so that a query reads only its own terms' rows (the extension's table is in passage order).
+CREATE TABLE search_postings (
+    termid      BIGINT NOT NULL,   -- fts_main_knowledge_passages.dict
+    passage_id  BIGINT NOT NULL,
+    len         BIGINT NOT NULL,   -- the passage's length in terms
+    tf          INTEGER NOT NULL   -- how often the term occurs in it
+);
+
+-- The coarse vectors of the embedding model, 1,024 to a row, for the first pass of a semantic
+-- search (numpy over 7 MB instead of DuckDB over 100,000 arrays): `vectors` int8 (x 127,
+-- row-major, 64 per vector), `keys` their text keys (int64 little-endian), in the same order.
+CREATE TABLE search_vector_pages (
+    model       VARCHAR NOT NULL,
+    page        INTEGER NOT NULL,
+    keys        BLOB NOT NULL,
+    vectors     BLOB NOT NULL,
+    PRIMARY KEY (model, page)
 );
 
 -- The state of the index after each indexing run that changed it: search reads the latest
