@@ -3,9 +3,10 @@
 Vectors are asked for at EMBEDDING_DIMENSIONS (Ollama's `dimensions` option: it cuts the
 model's vector and normalises it again, the way Matryoshka-trained models such as
 nomic-embed-text are meant to be shortened). Search first ranks every passage by the first
-COARSE_DIMENSIONS, renormalised, then ranks the best of those exactly: docs/performance.md
-has the measurements behind both numbers. Every request is one `llm_calls` row (purpose
-`embed`), whose energy comes from Ollama's reported duration like any local call.
+COARSE_DIMENSIONS, renormalised (the smallest size nomic-embed-text was trained to keep
+useful), then ranks the best of those exactly: docs/performance.md has the measurements.
+Every request is one `llm_calls` row (purpose `embed`), whose energy comes from Ollama's
+reported duration like any local call.
 """
 
 from __future__ import annotations

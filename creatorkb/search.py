@@ -1,13 +1,15 @@
 """Hybrid search over the knowledge base: BM25 full text and cosine similarity, fused.
 
-- Full text: BM25 over `knowledge_passages` from DuckDB's fts index, the same formula as
-  the extension's `match_bm25` (k1 = 1.2, b = 0.75), computed from the index's own tables
-  for the query's terms only, which is about twice as fast as scoring every passage with
-  the macro (docs/performance.md; tests check that both rank alike).
-- Semantic: the query's embedding against each passage's: first by the coarse 64-dimension
-  prefix over all of them, then exactly (cosine over 256 dimensions) for the best few
-  hundred.
+- Full text: BM25 over `knowledge_passages` from DuckDB's fts extension (its tokenizer,
+  stemmer, dictionary and statistics), the same formula as the extension's `match_bm25`
+  (k1 = 1.2, b = 0.75; tests check that both rank alike), read from `search_postings`: the
+  index's term occurrences kept in term order, so a query reads only its own terms' rows.
+- Semantic: the query's embedding against the passages': first a coarse pass over all of
+  them (their first 64 dimensions, int8, in numpy over `search_vector_pages`), then exact
+  cosine over 256 dimensions for the best few hundred.
 - Fused by reciprocal rank fusion: score = sum over rankings of 1 / (60 + rank).
+
+docs/performance.md has the measurements behind each choice.
 """
 
 from __future__ import annotations
