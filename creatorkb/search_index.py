@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 
 from creatorkb.calls import ModelCall
-from creatorkb.embeddings import Embedder, coarse
+from creatorkb.embeddings import COARSE_DIMENSIONS, Embedder
 from creatorkb.errors import EmbeddingUnavailable, LedgerLocked
 from creatorkb.fts import rebuild_full_text_index
 from creatorkb.insight import Insight
@@ -305,6 +305,7 @@ class KnowledgeIndexer:
         videos: Sequence[_Video],
         passages: dict[str, list[Passage]] | None,
     ) -> None:
+        import numpy as np
         import pandas as pd  # the flows' processes have it loaded already
 
         now = datetime.now(UTC)
@@ -319,12 +320,11 @@ class KnowledgeIndexer:
             with self.ledger.transaction() as connection:
                 self.ledger.apply(connection, call_write)
                 if vectors:
+                    full = np.asarray(list(vectors.values()), dtype=np.float32)
+                    heads = full[:, :COARSE_DIMENSIONS]
+                    heads = heads / np.maximum(np.linalg.norm(heads, axis=1, keepdims=True), 1e-12)
                     frame = pd.DataFrame(
-                        {
-                            "text_key": list(vectors),
-                            "coarse": [coarse(vector) for vector in vectors.values()],
-                            "embedding": list(vectors.values()),
-                        }
+                        {"text_key": list(vectors), "coarse": list(heads), "embedding": list(full)}
                     )
                     connection.register("kb_vectors", frame)
                     connection.execute(

@@ -82,6 +82,7 @@ class TimedText:
         self._starts: list[float] = []
         self._offsets: list[int] = []
         self._words: list[set[str]] = []
+        self._windows: list[set[str]] | None = None
         offset = 0
         for segment in segments:
             piece = normalize(segment.text)
@@ -113,12 +114,16 @@ class TimedText:
         wanted = _content_words(normalize(text))
         if not wanted or not self:
             return None
+        if self._windows is None:  # built once: a record has many paraphrases to place
+            self._windows = [
+                set().union(*self._words[first : first + NEAR_WINDOW])
+                for first in range(len(self._words))
+            ]
         best, best_score = None, (0.0, 0)
-        for first in range(len(self._starts)):
+        for first, window in enumerate(self._windows):
             lead = len(wanted & self._words[first])
             if not lead:  # a window starts where the words start
                 continue
-            window = set().union(*self._words[first : first + NEAR_WINDOW])
             score = (len(wanted & window) / len(wanted), lead)
             if score > best_score:
                 best, best_score = first, score
