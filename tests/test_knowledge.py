@@ -193,10 +193,11 @@ def kb(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterator[K
 
 def read_kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     """A `kb` command that only reads, run as by a user with no Prefect server configured:
-    it reads the environment's settings and must not need Prefect at all."""
+    it reads the environment's settings and must not need Prefect at all. The terminal is
+    wide, so that an error naming a long temporary path stays on its one line."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     done = subprocess.run(
-        [KB, *args], capture_output=True, text=True, timeout=300, env={**env, "COLUMNS": "200"}
+        [KB, *args], capture_output=True, text=True, timeout=300, env={**env, "COLUMNS": "1000"}
     )
     assert done.returncode == expect, f"kb {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done
