@@ -172,6 +172,15 @@ def main() -> None:
         with ledger.reading() as connection:
             load_fts(connection)
             print(f"read-only open + fts load: {(time.perf_counter() - opened) * 1000:.0f} ms")
+            query = " ".join(rng.sample(common, 2))
+            first = time.perf_counter()
+            scope = prepare(connection, Filters(), Names({}), MODEL)
+            vector = InProcessEmbedder().queries([query]).vectors[0]
+            search(connection, query, scope, limit=10, vector=vector, model=MODEL)
+            print(
+                "first hybrid search in a process (as `kb search` runs one), reading the "
+                f"coarse vectors: {(time.perf_counter() - first) * 1000:.0f} ms"
+            )
             names = Names(KnowledgeOptions().aliases)
             embedder = InProcessEmbedder()
             totals, texts, meanings, scopes = [], [], [], []

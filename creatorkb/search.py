@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 from pydantic import BaseModel
@@ -216,6 +216,35 @@ def full_text_ranking(
     return [row[0] for row in rows]
 
 
+# The coarse vectors as read last, per database file, model and index build: a process that
+# searches more than once (a notebook, an agent) reads and converts them once per build.
+_PAGES: dict[tuple[str, str, object], tuple[Any, Any]] = {}
+
+
+def _coarse_pages(connection: duckdb.DuckDBPyConnection, model: str) -> tuple[Any, Any] | None:
+    import numpy as np
+
+    [(path, built_at)] = connection.execute(
+        "SELECT (SELECT path FROM duckdb_databases() WHERE database_name = current_database()),"
+        " (SELECT max(built_at) FROM search_index_builds)"
+    ).fetchall()
+    version = (str(path), model, built_at)
+    if version in _PAGES:
+        return _PAGES[version]
+    pages = connection.execute(
+        "SELECT keys, vectors FROM search_vector_pages WHERE model = ? ORDER BY page", [model]
+    ).fetchall()
+    if not pages:
+        return None
+    keys = np.concatenate([np.frombuffer(page[0], dtype="<i8") for page in pages])
+    vectors = np.concatenate(
+        [np.frombuffer(page[1], dtype=np.int8).reshape(-1, COARSE_DIMENSIONS) for page in pages]
+    ).astype(np.float32)
+    _PAGES.clear()  # one build at a time: the memory of one model's coarse vectors
+    _PAGES[version] = (keys, vectors)
+    return keys, vectors
+
+
 def shortlist(
     connection: duckdb.DuckDBPyConnection,
     vector: Sequence[float],
@@ -226,16 +255,11 @@ def shortlist(
     (64-dimension, int8) form: the first pass, in numpy over search_vector_pages."""
     import numpy as np
 
-    pages = connection.execute(
-        "SELECT keys, vectors FROM search_vector_pages WHERE model = ? ORDER BY page", [model]
-    ).fetchall()
-    if not pages:
+    pages = _coarse_pages(connection, model)
+    if pages is None:
         return []
-    keys = np.concatenate([np.frombuffer(page[0], dtype="<i8") for page in pages])
-    vectors = np.concatenate(
-        [np.frombuffer(page[1], dtype=np.int8).reshape(-1, COARSE_DIMENSIONS) for page in pages]
-    )
-    scores = vectors.astype(np.float32) @ np.asarray(coarse(vector), dtype=np.float32)
+    keys, vectors = pages
+    scores = vectors @ np.asarray(coarse(vector), dtype=np.float32)
     if allowed is not None:
         scores[~np.isin(keys, np.asarray(allowed, dtype=np.int64))] = -np.inf
     count = min(COARSE_CANDIDATES, len(keys))
