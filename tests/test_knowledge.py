@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,7 @@ import yaml
 
 from creatorkb.ledger import Ledger
 from tests.analysts import by_title, grounded, transcript_in
-from tests.conftest import KB, run_kb
+from tests.conftest import KB
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
@@ -112,36 +112,47 @@ class Knowledge:
         return f"{datetime.now(UTC):%G-W%V}"
 
 
-@pytest.fixture(scope="module")
+# The environment of the shared knowledge base's `kb` commands: passed to each of them, never
+# put in this process's environment (the fixture lives for the session, beside other tests).
+_ENV: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
 def kb(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterator[Knowledge]:
     """Two creators, four videos (one of them the recorded transcript), one blocked; `kb run`
-    scans, fetches and analyses them (Alice's locally, Bob's critical ones in the cloud)."""
+    scans, fetches and analyses them (Alice's locally, Bob's critical ones in the cloud).
+    Session-scoped, so that it is built once even when other modules' tests run between
+    this module's on the same worker."""
     home = tmp_path_factory.mktemp("knowledge")
     with (
-        pytest.MonkeyPatch.context() as env,
         FakeYouTube() as youtube,
         FakeOllama(cold_load_s=0.0, embedding_models={"nomic-embed-text": 768}) as ollama,
         FakeAnthropic(min_cache_tokens=256) as anthropic,
     ):
-        env.chdir(home)
-        for name, value in {
-            "KB_LEDGER": str(home / "data" / "kb.duckdb"),
-            "KB_CREATORS": str(home / "creators.yaml"),
-            "KB_REPORTS": str(home / "reports"),
-            "KB_LEDGER_WAIT_SECONDS": "10",
-            "KB_YOUTUBE_PAUSE_SECONDS": "0",
-            "KB_POLICY_SHADOW_RATE": "0",
-            "OLLAMA_HOST": ollama.url,
-            "KB_OLLAMA_DRAFT_MODEL": "llama3.2",
-            "ANTHROPIC_BASE_URL": anthropic.url,
-            "ANTHROPIC_API_KEY": anthropic.api_key,
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            **youtube.proxy_env(),
-        }.items():
-            env.setenv(name, value)
-        for name in ("YOUTUBE_API_KEY", "KB_YOUTUBE_PROXY_URL", "KB_KNOWLEDGE_ALIASES"):
-            env.delenv(name, raising=False)
+        inherited = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("KB_", "OLLAMA_", "ANTHROPIC_", "YOUTUBE_"))
+        }
+        _ENV.clear()
+        _ENV.update(
+            {
+                **inherited,
+                "KB_LEDGER": str(home / "data" / "kb.duckdb"),
+                "KB_CREATORS": str(home / "creators.yaml"),
+                "KB_REPORTS": str(home / "reports"),
+                "KB_LEDGER_WAIT_SECONDS": "10",
+                "KB_YOUTUBE_PAUSE_SECONDS": "0",
+                "KB_POLICY_SHADOW_RATE": "0",
+                "OLLAMA_HOST": ollama.url,
+                "KB_OLLAMA_DRAFT_MODEL": "llama3.2",
+                "ANTHROPIC_BASE_URL": anthropic.url,
+                "ANTHROPIC_API_KEY": anthropic.api_key,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+                **youtube.proxy_env(),
+            }
+        )
         rules = {
             "recorded": recorded,
             "portrait": naming(["ComfyUI", "Flux", "LoRA", "SDXL"], ["portraits", "art"], 0.9),
@@ -176,10 +187,10 @@ def kb(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterator[K
                 transcript_text=PROMPTS_TALK,
             ),
         }
-        run_kb("init")
-        run_kb("creators", "add", "@alicebuilds", "--priority", "medium")
-        run_kb("creators", "add", BOB, "--name", "Bob Renders", "--priority", "critical")
-        output = run_kb("run").stdout
+        flow_kb("init")
+        flow_kb("creators", "add", "@alicebuilds", "--priority", "medium")
+        flow_kb("creators", "add", BOB, "--name", "Bob Renders", "--priority", "critical")
+        output = flow_kb("run").stdout
         yield Knowledge(
             home,
             Ledger(home / "data" / "kb.duckdb"),
@@ -189,18 +200,37 @@ def kb(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterator[K
             videos,
             output,
         )
+        _ENV.clear()
 
 
-def read_kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    """A `kb` command that only reads, run as by a user with no Prefect server configured:
-    it reads the environment's settings and must not need Prefect at all. The terminal is
-    wide, so that an error naming a long temporary path stays on its one line."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+def kb_command(
+    *args: str, expect: int = 0, prefect: bool = False, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`kb` as a user runs it, in the shared knowledge base's environment (or `env`). A
+    command that only reads runs with no Prefect server configured: it reads the
+    environment's settings and must not need Prefect at all. The terminal is wide, so that
+    an error naming a long temporary path stays on its one line."""
+    environment = dict(_ENV if env is None else env)
+    if not prefect:
+        environment.pop("PREFECT_API_URL", None)
     done = subprocess.run(
-        [KB, *args], capture_output=True, text=True, timeout=300, env={**env, "COLUMNS": "1000"}
+        [KB, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**environment, "COLUMNS": "1000"},
     )
     assert done.returncode == expect, f"kb {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done
+
+
+def read_kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    return kb_command(*args, expect=expect)
+
+
+def flow_kb(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    """A command that runs a flow: on the session's Prefect server."""
+    return kb_command(*args, expect=expect, prefect=True)
 
 
 def kb_json(*args: str) -> Any:
@@ -400,7 +430,7 @@ def test_tools_and_topics_are_counted_under_one_name(kb: Knowledge) -> None:
 
 
 def test_weekly_digest_runs_through_prefect(kb: Knowledge, prefect_api: str) -> None:
-    printed = run_kb("digest", "--week", kb.week).stdout
+    printed = flow_kb("digest", "--week", kb.week).stdout
     assert f"Knowledge digest {kb.week}" in printed
     assert "Alice Builds" in printed and "Bob Renders" in printed
     assert "portrait workflow" in printed and "prompts that work" in printed
@@ -549,7 +579,7 @@ def test_the_knowledge_notebook_runs_on_the_ledger(kb: Knowledge, tmp_path: Path
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "KB_NOTEBOOK_QUERY": "upscale"},
+        env={**_ENV, "KB_NOTEBOOK_QUERY": "upscale"},
     )
     assert done.returncode == 0, done.stdout + done.stderr  # any failing cell fails this
     html = page.read_text(encoding="utf-8")
@@ -567,7 +597,7 @@ def test_fetch_segments_backfills_timings_without_analysing_again(kb: Knowledge)
         connection.execute("DELETE FROM transcript_segments WHERE video_id = ?", [video])
     assert kb_json("show", video)["evidence_quotes"][0]["start_s"] is None
 
-    printed = run_kb("fetch", "--segments").stdout
+    printed = flow_kb("fetch", "--segments").stdout
 
     assert re.search(r"│ 1\s+│ 1\s+│ 0\s+│ 0\s+│", printed), printed
     assert kb_json("show", video)["evidence_quotes"][0]["start_s"] == 1.54
@@ -579,9 +609,10 @@ def test_fetch_segments_backfills_timings_without_analysing_again(kb: Knowledge)
 
 
 def test_an_empty_knowledge_base_says_so(kb_env: Path) -> None:
-    read_kb("init")
-    search, tools, export = run_all(
-        (("search", "anything"), 1), (("tools",), 1), (("export", str(kb_env / "v")), 1)
+    kb_command("init", env=os.environ)
+    search, tools, export = (
+        kb_command(*args, expect=1, env=os.environ).stdout
+        for args in (("search", "anything"), ("tools",), ("export", str(kb_env / "v")))
     )
     for output in (search, tools, export):
         assert "the knowledge base is empty: no video is analysed yet; run `kb run`" in (
