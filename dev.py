@@ -58,7 +58,8 @@ def main(arguments: list[str]) -> None:
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
     # Two workers (each with its own Prefect test server): the suite is mostly waiting.
-    run(BIN / "python", "-m", "pytest", "--numprocesses=2", *rest)
+    # loadgroup keeps a module marked xdist_group (one shared pipeline run) on one worker.
+    run(BIN / "python", "-m", "pytest", "--numprocesses=2", "--dist=loadgroup", *rest)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,10 @@ def block_types() -> dict[type[BaseModel], type[Block]]:
 def load_options(options_type: type[Options], use_blocks: bool = True) -> Options:
     """The saved block `<slug>/default` when there is one (and `use_blocks`), else the
     environment. Invalid environment values raise a SettingsError naming the variable."""
-    if use_blocks:
+    block_type = block_types().get(options_type) if use_blocks else None
+    if block_type is not None:  # some settings (KnowledgeOptions) have no block
         try:
-            block = block_types()[options_type].load(BLOCK_NAME)
+            block = block_type.load(BLOCK_NAME)
         except ValueError:
             pass
         else:

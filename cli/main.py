@@ -10,7 +10,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from cli import prefect_api
+from cli import knowledge, prefect_api
 from cli.common import configured, console, flow_server, kb_settings, run
 from creatorkb.channels import ChannelRef, ResolvedChannel, parse_channel_ref, resolve_channel
 from creatorkb.errors import PrefectUnavailable
@@ -235,9 +235,14 @@ def fetch(
     language: Annotated[
         list[str] | None, typer.Option(help="Preferred transcript languages (repeatable).")
     ] = None,
+    segments: Annotated[
+        bool, typer.Option(help="Only snippet timings of transcripts stored without them.")
+    ] = False,
 ) -> None:
     """Fetch transcripts of discovered videos."""
     flow_server()
+    if segments:
+        return knowledge.fetch_segments(limit)
     from flows.fetch import fetch_transcripts
 
     _print_fetch(run(lambda: fetch_transcripts(limit=limit, languages=language or None)))
@@ -451,6 +456,8 @@ def doctor() -> None:
     )
     raise typer.Exit(run_checks(console, config, prefect_check(api, problem)))
 
+
+knowledge.register(app)
 
 if __name__ == "__main__":
     app()

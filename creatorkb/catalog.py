@@ -13,6 +13,7 @@ from creatorkb.errors import FeedUnavailable
 from creatorkb.feed import FEED_SIZE, FeedEntry, FeedRead, is_possible_gap
 from creatorkb.ledger import Ledger, Write
 from creatorkb.roster import Creator, Priority
+from creatorkb.segments import segment_rows
 from creatorkb.status import VideoStatus
 from creatorkb.transcripts import Transcript, TranscriptFailure, next_attempt_at
 
@@ -240,10 +241,12 @@ def transcript_writes(
 ) -> list[Write]:
     """Stored transcripts and the new status of each video tried."""
     transcripts = []
+    segments = []
     statuses = []
     for video, outcome in outcomes:
         attempts = video.fetch_attempts + 1
         if isinstance(outcome, Transcript):
+            segments += segment_rows(outcome.video_id, outcome.segments)
             transcripts.append(
                 {
                     "video_id": outcome.video_id,
@@ -278,6 +281,12 @@ def transcript_writes(
             ("video_id",),
             transcripts,
             update=("language", "language_name", "is_generated", "text", "fetched_at"),
+        ),
+        Write.upsert(
+            "transcript_segments",
+            ("video_id", "seq"),
+            segments,
+            update=("start_s", "duration_s", "text"),
         ),
         Write.update_existing("videos", ("video_id",), statuses),
     ]

@@ -18,6 +18,8 @@ from creatorkb.settings import (
     AnthropicOptions,
     CostEnvSettings,
     CostOptions,
+    KnowledgeEnvSettings,
+    KnowledgeOptions,
     OllamaEnvSettings,
     OllamaOptions,
     YouTubeEnvSettings,
@@ -32,6 +34,7 @@ ENVIRONMENT: dict[type[BaseModel], type[BaseSettings]] = {
     AnthropicOptions: AnthropicEnvSettings,
     RoutingPolicy: RoutingPolicyEnvSettings,
     CostOptions: CostEnvSettings,
+    KnowledgeOptions: KnowledgeEnvSettings,
 }
 
 

@@ -17,7 +17,14 @@ KBError
 │   └── CloudUnavailable     Anthropic could not answer (down, overloaded, rate limited)
 │       ├── CloudKeyRejected     the key was refused: no use asking again this run
 │       └── BudgetExhausted      the call would take the week past its cloud budget
-└── NoModelAnswered          a prompt that no model could answer
+├── NoModelAnswered          a prompt that no model could answer
+└── KnowledgeError           the knowledge base cannot answer what was asked
+    ├── VideoNotFound        no video with that id in the ledger
+    ├── VideoNotAnalysed     the video has no analysis yet
+    ├── EmptyKnowledgeBase   nothing analysed or indexed yet
+    ├── BadQuery             a query, filter or date that cannot be used as given
+    ├── ExportFailed         the export directory cannot be written; nothing was written
+    └── EmbeddingUnavailable Ollama cannot embed now: search ranks by full text alone
 """
 
 from __future__ import annotations
@@ -29,14 +36,19 @@ if TYPE_CHECKING:
     from creatorkb.calls import ModelCall
 
 __all__ = [
+    "BadQuery",
     "BudgetExhausted",
     "ChannelNotResolved",
     "CloudKeyRejected",
     "CloudUnavailable",
+    "EmbeddingUnavailable",
+    "EmptyKnowledgeBase",
+    "ExportFailed",
     "FeedUnavailable",
     "GapFillFailed",
     "InvalidWeek",
     "KBError",
+    "KnowledgeError",
     "LedgerError",
     "LedgerLocked",
     "LocalModelMissing",
@@ -47,6 +59,8 @@ __all__ = [
     "RosterError",
     "SchemaTooNew",
     "SettingsError",
+    "VideoNotAnalysed",
+    "VideoNotFound",
 ]
 
 
@@ -161,3 +175,36 @@ class BudgetExhausted(CloudUnavailable):
 
 class NoModelAnswered(KBError):
     """Neither the local nor the cloud model could answer a prompt."""
+
+
+class KnowledgeError(KBError):
+    """The knowledge base cannot answer what was asked; the message says what would."""
+
+
+class VideoNotFound(KnowledgeError):
+    """No video with that id is in the ledger."""
+
+
+class VideoNotAnalysed(KnowledgeError):
+    """The video is in the ledger but has no analysis yet."""
+
+
+class EmptyKnowledgeBase(KnowledgeError):
+    """Nothing is analysed (or indexed) yet, so there is nothing to search or export."""
+
+
+class BadQuery(KnowledgeError):
+    """A search query, filter or date that cannot be used as given."""
+
+
+class ExportFailed(KnowledgeError):
+    """The export directory cannot be written as asked; nothing was written."""
+
+
+class EmbeddingUnavailable(KnowledgeError):
+    """Ollama cannot embed right now (down, or the embedding model is missing): search
+    ranks by full text alone. `calls` are the requests made, for the ledger."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.calls: list[ModelCall] = []

@@ -234,6 +234,10 @@ class _Keeper:
                 self._reaper.start()
         return anchor
 
+    def holds(self, path: Path) -> bool:
+        with self._mutex:
+            return path in self._anchors
+
     def release(self, path: Path) -> None:
         with self._mutex:
             anchor = self._anchors.pop(path, None)
@@ -292,6 +296,24 @@ class Ledger:
         """A connection held only for the `with` block, after waiting out other holders."""
         with self._lock, _keeper.using(self.path, self._open_waiting):
             connection = self._open_waiting()
+            try:
+                connection.execute("SET TimeZone = 'UTC'")
+                yield connection
+            finally:
+                connection.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection held only for the `with` block, for commands that only
+        read: several may read at once, and none migrates or writes the file."""
+        if not self.path.exists():
+            raise LedgerError(f"ledger {self.path} does not exist; run `kb init` or set KB_LEDGER")
+        with self._lock:
+            if _keeper.holds(self.path):  # this process has it open read-write already
+                with self.connect() as connection:
+                    yield connection
+                return
+            connection = self._waiting(lambda: duckdb.connect(str(self.path), read_only=True))
             try:
                 connection.execute("SET TimeZone = 'UTC'")
                 yield connection
@@ -536,17 +558,17 @@ class LedgerCopy:
     """A ledger copied into memory (`Ledger.copy_in_memory`), read like the ledger itself."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
-        self._connection = connection
+        self.connection = connection  # in memory: an analyst may query it directly
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run one query and return its rows as dicts."""
-        with self._connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             cursor.execute("SET TimeZone = 'UTC'")
             return _dict_rows(cursor.execute(sql, list(params)))
 
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run one query and return a DataFrame."""
-        with self._connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
             cursor.execute("SET TimeZone = 'UTC'")
             return cursor.execute(sql, list(params)).df()
 

@@ -182,3 +182,33 @@ class CostEnvSettings(CostOptions, BaseSettings):
     """CostOptions from KB_COST_* variables."""
 
     model_config = SettingsConfigDict(env_prefix="KB_COST_", extra="ignore")
+
+
+class KnowledgeOptions(BaseModel):
+    """How the knowledge base is searched: the embedding model and tool-name aliases."""
+
+    embed_model: str = Field(
+        "nomic-embed-text", description="Ollama model that embeds passages and queries."
+    )
+    query_prefix: str = Field(
+        "search_query: ", description="Put before a query when it is embedded (nomic's task)."
+    )
+    document_prefix: str = Field(
+        "search_document: ", description="Put before a passage when it is embedded."
+    )
+    aliases: dict[str, str] = Field(
+        default_factory=lambda: {
+            "SDXL": "Stable Diffusion XL",
+            "SD XL": "Stable Diffusion XL",
+            "SD": "Stable Diffusion",
+            "A1111": "AUTOMATIC1111",
+            "Auto1111": "AUTOMATIC1111",
+        },
+        description="Other names of a tool or technique -> the name it is listed under.",
+    )
+
+
+class KnowledgeEnvSettings(KnowledgeOptions, BaseSettings):
+    """KnowledgeOptions from KB_KNOWLEDGE_* variables (aliases as JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="KB_KNOWLEDGE_", extra="ignore")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -11,6 +11,7 @@ import requests
 from youtube_transcript_api import (
     AgeRestricted,
     CouldNotRetrieveTranscript,
+    FetchedTranscript,
     InvalidVideoId,
     NoTranscriptFound,
     PoTokenRequired,
@@ -23,6 +24,7 @@ from youtube_transcript_api import (
 )
 
 from creatorkb.network import requests_session
+from creatorkb.segments import Segment
 
 # Nothing will change on a later try: the video is marked `no_transcript` for good.
 PERMANENT_FAILURES: tuple[type[CouldNotRetrieveTranscript], ...] = (
@@ -51,6 +53,7 @@ class Transcript:
     language_name: str
     is_generated: bool
     text: str
+    segments: tuple[Segment, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -107,14 +110,39 @@ class TranscriptFetcher:
             fetched = chosen.fetch()
         except (CouldNotRetrieveTranscript, requests.RequestException) as error:
             return classify(video_id, error)
-        text = " ".join(snippet.text.strip() for snippet in fetched if snippet.text.strip())
-        return Transcript(
-            video_id=video_id,
-            language=fetched.language_code,
-            language_name=fetched.language,
-            is_generated=fetched.is_generated,
-            text=text,
-        )
+        return _transcript(video_id, fetched)
+
+    def fetch_track(
+        self, video_id: str, language: str, is_generated: bool
+    ) -> Transcript | TranscriptFailure:
+        """The same track again (language, manual or generated): for its snippet timings."""
+        try:
+            listing = self._api().list(video_id)
+            if is_generated:
+                chosen = listing.find_generated_transcript([language])
+            else:
+                chosen = listing.find_manually_created_transcript([language])
+            fetched = chosen.fetch()
+        except (CouldNotRetrieveTranscript, requests.RequestException) as error:
+            return classify(video_id, error)
+        return _transcript(video_id, fetched)
+
+
+def _transcript(video_id: str, fetched: FetchedTranscript) -> Transcript:
+    """The text (snippets joined, empty ones dropped) and every snippet with its timing."""
+    segments = tuple(
+        Segment(float(snippet.start), float(snippet.duration), snippet.text.strip())
+        for snippet in fetched
+        if snippet.text.strip()
+    )
+    return Transcript(
+        video_id=video_id,
+        language=fetched.language_code,
+        language_name=fetched.language,
+        is_generated=fetched.is_generated,
+        text=" ".join(segment.text for segment in segments),
+        segments=segments,
+    )
 
 
 class CircuitBreaker:

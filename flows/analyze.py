@@ -24,6 +24,7 @@ from creatorkb.engine import RoutingEngine
 from creatorkb.ledger import open_ledger
 from creatorkb.settings import KBSettings
 from flows import models
+from flows.indexing import index_knowledge, learned_in_run
 from flows.progress import RunProgress
 
 
@@ -56,11 +57,16 @@ def analyze_videos(
         return _summarise(AnalysisSummary.of([], {}))
     engine = models.engine(config, ledger, runtime.flow_run.id)
     results, errors = _analyze_all(engine, jobs)
-    return _summarise(AnalysisSummary.of(results, errors, engine.warnings))
+    summary = AnalysisSummary.of(results, errors, engine.warnings)
+    # What this run finished becomes searchable, and the summary artifact lists what each
+    # video taught (creatorkb/search_index.py, digest.py).
+    index_knowledge(ledger, runtime.flow_run.id, return_state=True)
+    analysed = [result.video_id for result in results if result.status == "analyzed"]
+    return _summarise(summary, learned_in_run(ledger, analysed))
 
 
-def _summarise(summary: AnalysisSummary) -> AnalysisSummary:
-    create_markdown_artifact(summary.to_markdown(), key="analysis-summary")
+def _summarise(summary: AnalysisSummary, learned: str = "") -> AnalysisSummary:
+    create_markdown_artifact(f"{summary.to_markdown()}\n\n{learned}", key="analysis-summary")
     return summary
 
 

@@ -179,7 +179,7 @@ def test_the_server_creates_the_scheduled_runs(served: Served) -> None:
     deployments = _served(served.api, {d["name"] for d in _declared()})
     assert deployments is not None
     scheduled = [d["name"] for d in _declared() if d.get("schedules")]
-    assert {"pipeline", "weekly-cost-report"} <= set(scheduled)
+    assert {"pipeline", "weekly-cost-report", "knowledge-digest"} <= set(scheduled)
 
     def upcoming() -> dict[str, list[dict[str, Any]]] | None:
         runs = {
@@ -206,6 +206,9 @@ def test_the_server_creates_the_scheduled_runs(served: Served) -> None:
     report = datetime.fromisoformat(runs["weekly-cost-report"][0]["expected_start_time"])
     berlin = report.astimezone(ZoneInfo("Europe/Berlin"))
     assert (berlin.weekday(), berlin.hour, berlin.minute) == (0, 8, 0)
+    digest = datetime.fromisoformat(runs["knowledge-digest"][0]["expected_start_time"])
+    berlin = digest.astimezone(ZoneInfo("Europe/Berlin"))
+    assert (berlin.weekday(), berlin.hour, berlin.minute) == (0, 8, 30)  # after the report
 
 
 def test_prefect_cli_lists_and_runs_deployments_on_kb_up(served: Served) -> None:

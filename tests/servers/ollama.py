@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ from tests.servers.base import (
 from tests.servers.tokens import count_tokens, split_tokens, truncate_back, truncate_front
 
 DEFAULT_MODELS = {"llama3.2": 8192, "qwen2.5:7b": 32768, "mistral": 32768}
+EMBEDDING_MODELS = {"nomic-embed-text": 768}  # name -> embedding length (context 2048)
+EMBED_CONTEXT = 2048
 DEFAULT_NUM_CTX = 4096  # recent Ollama's context window when options.num_ctx is absent
 DEFAULT_KEEP_ALIVE_S = 300.0
 FOREVER_S = (2**63 - 1) / 1e9  # Go's max Duration: what a negative keep_alive means
@@ -35,7 +38,16 @@ _ERROR_MESSAGES = {
     500: "llama runner process has terminated: exit status 2",
     503: "server busy, please try again.  maximum pending requests exceeded",
 }
-_FAMILIES = {"mistral": "llama", "qwen2.5": "qwen2", "qwen3": "qwen3", "gemma3": "gemma3"}
+_FAMILIES = {
+    "mistral": "llama",
+    "qwen2.5": "qwen2",
+    "qwen3": "qwen3",
+    "gemma3": "gemma3",
+    "nomic-embed-text": "nomic-bert",
+    "mxbai-embed-large": "bert",
+}
+_TASK_PREFIX = re.compile(r"^(search_query|search_document|classification|clustering): ")
+_EMBED_WORD = re.compile(r"\w+")
 _DURATION_RE = re.compile(r"(-?)((?:\d+(?:\.\d*)?(?:ns|us|µs|ms|s|m|h))+)")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -109,9 +121,13 @@ class FakeOllama(LoopbackServer):
         eval_tps: float = 50.0,
         cold_load_s: float = 1.5,
         thinking_models: Iterable[str] = (),
+        embedding_models: dict[str, int] | None = None,
     ) -> None:
         super().__init__(parallel=parallel, latency_s=latency_s)
         self.models = dict(DEFAULT_MODELS if models is None else models)
+        # Embedding models (name -> vector length); none unless a test pulls one.
+        self.embedding_models = dict(embedding_models or {})
+        self.embeds: list[dict[str, Any]] = []  # every answered /api/embed body
         self.version = version
         self.prompt_tps = prompt_tps
         self.eval_tps = eval_tps
@@ -129,6 +145,7 @@ class FakeOllama(LoopbackServer):
         self.route("POST", "/api/show", self._show, limited=False)
         self.route("GET", "/api/ps", self._ps, limited=False)
         self.route("POST", "/api/chat", self._chat)
+        self.route("POST", "/api/embed", self._embed)
 
     # faults and counters
 
@@ -148,7 +165,7 @@ class FakeOllama(LoopbackServer):
 
     def resolve(self, name: str) -> str | None:
         """The configured model ``name`` refers to (``llama3.2`` is ``llama3.2:latest``)."""
-        for model in self.models:
+        for model in [*self.models, *self.embedding_models]:
             if _full_name(model) == _full_name(name):
                 return model
         return None
@@ -162,7 +179,8 @@ class FakeOllama(LoopbackServer):
         return json_response({"version": self.version})
 
     def _tags(self, _: HttpRequest) -> Response:
-        models = [{**_identity(m), "modified_at": MODIFIED_AT} for m in self.models]
+        names = [*self.models, *self.embedding_models]
+        models = [{**_identity(m), "modified_at": MODIFIED_AT} for m in names]
         return json_response({"models": models})
 
     def _show(self, request: HttpRequest) -> Response:
@@ -171,6 +189,24 @@ class FakeOllama(LoopbackServer):
         if model is None:
             return self.error_response(404, f"model '{name}' not found")
         family = _family(model)
+        if model in self.embedding_models:
+            return json_response(
+                {
+                    "license": "",
+                    "modelfile": f"FROM {_full_name(model)}\n",
+                    "parameters": "",
+                    "template": "",
+                    "details": _details(model),
+                    "model_info": {
+                        "general.architecture": family,
+                        "general.parameter_count": 136_727_040,
+                        f"{family}.context_length": EMBED_CONTEXT,
+                        f"{family}.embedding_length": self.embedding_models[model],
+                    },
+                    "capabilities": ["embedding"],
+                    "modified_at": MODIFIED_AT,
+                }
+            )
         thinking = ["thinking"] if model in self.thinking_models else []
         return json_response(
             {
@@ -211,7 +247,7 @@ class FakeOllama(LoopbackServer):
         if not name:
             return self.error_response(400, "model is required")
         model = self.resolve(name)
-        if model is None:
+        if model is None or model not in self.models:
             return self.error_response(404, f"model '{name}' not found")
         think = body.get("think")
         if think and model not in self.thinking_models:
@@ -243,6 +279,45 @@ class FakeOllama(LoopbackServer):
         with self._lock:
             self.chats.append(chat)
         return self._answer(request, name, chat, load_ns)
+
+    def _embed(self, request: HttpRequest) -> Response:
+        """Like Ollama: every input embedded and L2-normalised, cut to ``dimensions`` (then
+        normalised again) when that is shorter, token count and nanosecond timings reported."""
+        body = request.json or {}
+        name = str(body.get("model") or "")
+        model = self.resolve(name) if name else None
+        if model is None or model not in self.embedding_models:
+            return self.error_response(404, f'model "{name}" not found, try pulling it first')
+        raw = body.get("input")
+        inputs = [raw] if isinstance(raw, str) else list(raw or [])
+        if not all(isinstance(text, str) for text in inputs):
+            return self.error_response(400, "invalid input type")
+        try:
+            keep_alive_s = _keep_alive_seconds(body.get("keep_alive"))
+        except ValueError as exc:
+            return self.error_response(400, str(exc))
+        load_ns = self._load(model, EMBED_CONTEXT, keep_alive_s)
+        length = self.embedding_models[model]
+        dimensions = int(body.get("dimensions") or 0)
+        vectors = []
+        for text in inputs:
+            vector = embed_words(text, length)
+            if 0 < dimensions < length:
+                vector = _unit(vector[:dimensions])
+            vectors.append(vector)
+        tokens = sum(min(count_tokens(text), EMBED_CONTEXT) for text in inputs)
+        prompt_ns = int(tokens / self.prompt_tps * 1e9)
+        wall_ns = int((time.monotonic() - request.received_at) * 1e9)
+        reply = {
+            "model": name,
+            "embeddings": vectors,
+            "total_duration": load_ns + prompt_ns + wall_ns,
+            "load_duration": load_ns,
+            "prompt_eval_count": tokens,
+        }
+        with self._lock:
+            self.embeds.append({**body, "reply_tokens": tokens})
+        return json_response(reply)
 
     # helpers
 
@@ -313,6 +388,35 @@ class FakeOllama(LoopbackServer):
             else:
                 self._loaded[model] = (now + keep_alive_s, num_ctx)
         return WARM_LOAD_NS if warm else int(self.cold_load_s * 1e9)
+
+
+def embed_words(text: str, length: int) -> list[float]:
+    """A deterministic embedding: a hashed bag of (crudely stemmed) words, so texts sharing
+    words are near. Like Matryoshka-trained models, each word also lands in the first 64 and
+    the first 256 dimensions, so a vector cut short keeps its meaning. A task prefix such as
+    ``search_query: `` is read as the task, as nomic-embed-text reads it, not as content."""
+    vector = [0.0] * length
+    for word in _EMBED_WORD.findall(_TASK_PREFIX.sub("", text).casefold()):
+        digest = hashlib.sha256(_stem(word).encode()).digest()
+        sign = 1.0 if digest[0] % 2 else -1.0
+        for offset, size in ((1, 64), (3, 256), (5, length)):
+            bucket = int.from_bytes(digest[offset : offset + 2], "big") % min(size, length)
+            vector[bucket] += sign
+    if not any(vector):
+        vector[0] = 1.0
+    return _unit(vector)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if len(word) > 4 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(value * value for value in vector)) or 1e-12
+    return [value / norm for value in vector]
 
 
 def _text(message: dict[str, Any]) -> str:

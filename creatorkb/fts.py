@@ -1,0 +1,70 @@
+"""DuckDB's full-text search (fts) extension: loading it, and the BM25 index over passages.
+
+The extension ships on PyPI (duckdb-extension-fts, built for one duckdb version) and is
+loaded from that package's file: DuckDB's own extension host is not reachable everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import duckdb_extension_fts
+
+from creatorkb.errors import KBError
+
+KNOWLEDGE_SCHEMA = 5  # the migration that created the knowledge tables
+FTS_SCHEMA = "fts_main_knowledge_passages"
+# Digits are kept (model versions: "SD 1.5", "Flux 2"); accents are folded.
+FTS_PRAGMA = (
+    "PRAGMA create_fts_index('knowledge_passages', 'passage_id', 'text', stemmer = 'porter', "
+    "stopwords = 'english', ignore = '(\\.|[^a-z0-9])+', strip_accents = 1, lower = 1, "
+    "overwrite = 1)"
+)
+
+
+def rebuild_full_text_index(connection: duckdb.DuckDBPyConnection) -> None:
+    """The BM25 index over every passage, and its postings in term order."""
+    load_fts(connection)
+    connection.execute(FTS_PRAGMA)
+    connection.execute("DELETE FROM search_postings")
+    connection.execute(
+        f"INSERT INTO search_postings SELECT t.termid, d.name, d.len, count(*) "
+        f"FROM {FTS_SCHEMA}.terms t JOIN {FTS_SCHEMA}.docs d USING (docid) "
+        "GROUP BY ALL ORDER BY t.termid, d.name"
+    )
+
+
+def fts_extension() -> Path:
+    """The extension file for the installed duckdb."""
+    package = Path(duckdb_extension_fts.__file__).parent
+    version = duckdb.__version__
+    path = package / "extensions" / f"v{version}" / "fts.duckdb_extension"
+    if not path.is_file():
+        raise KBError(
+            f"no fts extension for duckdb {version} in {package}; install "
+            f"duckdb-extension-fts=={version} (python3 dev.py syncs the lock file)"
+        )
+    return path
+
+
+def load_fts(connection: duckdb.DuckDBPyConnection) -> None:
+    """Make BM25 search available on this connection (cheap after the first time)."""
+    escaped = str(fts_extension()).replace("'", "''")
+    connection.execute(f"LOAD '{escaped}'")
+
+
+def require_knowledge_schema(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Fail, saying how to fix it, when the ledger predates the knowledge tables."""
+    [(found,)] = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+    ).fetchall()
+    version = 0
+    if found:
+        [(latest,)] = connection.execute("SELECT max(version) FROM schema_migrations").fetchall()
+        version = latest or 0
+    if version < KNOWLEDGE_SCHEMA:
+        raise KBError(
+            f"ledger {path} is at schema version {version}, before the knowledge tables; run "
+            "`kb init` to migrate it, then `kb analyze` to index what is analysed"
+        )
