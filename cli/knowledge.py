@@ -22,9 +22,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import configured, console, fail, flow_server, kb_settings, run
-from creatorkb.errors import EmbeddingUnavailable, LedgerLocked
+from creatorkb.errors import LedgerLocked
 from creatorkb.fts import load_fts, require_knowledge_schema
 from creatorkb.ledger import Ledger
+from creatorkb.segments import clock
 from creatorkb.settings import CostOptions, KnowledgeOptions, OllamaOptions
 
 T = TypeVar("T")
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
     app.command()(topics)
     app.command()(digest)
     app.command("export")(export_command)
+    app.command()(ask)
 
 
 # -- shared ----------------------------------------------------------------------
@@ -148,31 +150,17 @@ def search(
 ) -> None:
     """Search what the videos taught (full text and meaning); each hit links to its moment."""
     from creatorkb import search as searching
-    from creatorkb.mentions import Names
+    from creatorkb.embeddings import Embedder
 
-    text = run(lambda: searching.check_query(query))
     filters = searching.Filters(creator=creator, topic=topic, tool=tool, since=_since(since))
     knowledge = configured(KnowledgeOptions)
-    names = Names(knowledge.aliases)
-    scope = _reading(
-        lambda connection: searching.prepare(connection, filters, names, knowledge.embed_model)
-    )
-    vector, semantic_off = _query_vector(text, knowledge, scope.embedded_passages)
-    hits = _reading(
-        lambda connection: searching.search(
-            connection, text, scope, limit=limit, vector=vector, model=knowledge.embed_model
-        ),
-        full_text=True,
-    )
-    notes = list(scope.notes)
-    if vector is not None and scope.embedded_passages < scope.passages:
-        notes.append(
-            f"semantic ranking covers {scope.embedded_passages} of {scope.passages} passages; "
-            "the next `kb analyze` embeds the rest"
-        )
-    result = searching.SearchResult(
-        query=text, hits=hits, semantic=vector is not None, semantic_off=semantic_off, notes=notes
-    )
+    embedder = Embedder(configured(OllamaOptions), knowledge)
+    settings = kb_settings()
+    ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
+    found = run(lambda: searching.find(ledger, query, filters, knowledge, embedder, limit=limit))
+    record_calls(found.calls)
+    result, hits, text = found.result, found.result.hits, found.result.query
+    semantic_off, notes = result.semantic_off, result.notes
     if as_json:
         _print_json(result.model_dump(mode="json"))
         return
@@ -197,42 +185,68 @@ def search(
         _say(note, "dim")
 
 
-def _query_vector(
-    text: str, knowledge: KnowledgeOptions, embedded: int
-) -> tuple[list[float] | None, str | None]:
-    """The query's embedding from Ollama (its call recorded in the ledger), or why not."""
-    from creatorkb.embeddings import Embedder
-
-    if not embedded:
-        return None, (
-            f"no passage has an embedding from {knowledge.embed_model} yet (Ollama could not "
-            "embed when they were indexed); the next `kb analyze` adds them"
-        )
-    ollama = configured(OllamaOptions)
-    embedder = Embedder(ollama, knowledge)
-    try:
-        embedded_query = embedder.queries([text])
-    except EmbeddingUnavailable as error:
-        _record_calls(error.calls)
-        return None, str(error)
-    _record_calls(embedded_query.calls)
-    return embedded_query.vectors[0], None
-
-
-def _record_calls(calls: list[Any]) -> None:
+def record_calls(calls: list[Any]) -> None:
     """The query's embedding calls into llm_calls; spooled for the next writer if the ledger
     is busy (a search never waits long for the pipeline)."""
     if not calls:
         return
-    from creatorkb.ledger import Write
-    from creatorkb.pricing import call_row
+    from creatorkb.recording import call_writes
 
-    costs = configured(CostOptions)
-    rows = [call_row(c, costs, flow_run_id=None, video_id=None, decision_id=None) for c in calls]
+    writes = call_writes(
+        calls, configured(CostOptions), flow_run_id=None, video_id=None, decision_id=None
+    )
     settings = kb_settings()
     ledger = Ledger(settings.ledger, min(settings.ledger_wait_seconds, CALL_WRITE_WAIT_S))
     with contextlib.suppress(LedgerLocked):  # spooled beside the ledger for the next writer
-        ledger.write(Write.insert_new("llm_calls", ("call_id",), rows))
+        ledger.write(*writes)
+
+
+# -- kb ask ----------------------------------------------------------------------
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="What you want to know, in a sentence.")],
+    creator: Annotated[
+        str | None, typer.Option(help="Only this creator (name, @handle or channel id).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only videos published on or after, e.g. 2026-11-01.")
+    ] = None,
+    prefer_local: Annotated[bool, typer.Option(help="Start locally whatever the policy.")] = False,
+    force_cloud: Annotated[bool, typer.Option(help="Send it to Claude.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Ask the knowledge base (the ask flow): an answer citing the videos' moments."""
+    if prefer_local and force_cloud:
+        fail("give at most one of --prefer-local and --force-cloud")
+    from creatorkb import search as searching
+
+    text = run(lambda: searching.check_query(question))
+    start = _since(since)
+    flow_server()
+    from flows.ask import ask as ask_flow
+
+    answer = run(
+        lambda: ask_flow(
+            text, creator=creator, since=start, prefer_local=prefer_local, force_cloud=force_cloud
+        )
+    )
+    if as_json:
+        _print_json(answer.model_dump(mode="json"))
+        return
+    print_answer(answer)
+
+
+def print_answer(answer: Any) -> None:
+    """An answer, its sources with their links, and where it came from."""
+    _say(answer.text)
+    if answer.citations:
+        _say("\nSources", "bold")
+    for citation in answer.citations:
+        at = f" at {clock(citation.start_s)}" if citation.start_s is not None else ""
+        _say(f"  [{citation.n}] {citation.title or citation.video_id}{at}  {citation.link}")
+    via = f"{answer.route} via {answer.provider} {answer.model}" if answer.route else "no model"
+    console.print(f"[dim]{escape(via)}, cloud ${answer.cost_usd:.6f}[/]", highlight=False)
 
 
 # -- kb tools / kb topics --------------------------------------------------------

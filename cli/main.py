@@ -301,10 +301,7 @@ def prompt(
     result = run(
         lambda: route_prompt(text, level=level, prefer_local=prefer_local, force_cloud=force_cloud)
     )
-    console.print(result.text, markup=False, highlight=False)
-    console.print(
-        f"[dim]{result.route} via {result.provider} {result.model}, ${result.cost_usd:.6f}[/]"
-    )
+    knowledge.print_answer(result)
 
 
 @app.command("consensus")

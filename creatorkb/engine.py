@@ -173,6 +173,28 @@ class Job(ABC, Generic[P]):
         return []
 
 
+class OnDemandJob(Job[P]):
+    """A job someone waits for (a prompt, a question): it is never deferred, the policy's
+    priority decides where it starts unless `prefer_local` or `force_cloud` says otherwise,
+    and a forced cloud job never falls back to a local answer."""
+
+    can_defer = False
+    prefer_local: bool = False
+    force_cloud: bool = False
+
+    def start(self, policy: RoutingPolicy) -> Start:
+        in_cloud = policy.start("", self.priority) is Start.cloud and not self.prefer_local
+        return Start.cloud if self.force_cloud or in_cloud else Start.local
+
+    @property
+    def cloud_first_reason(self) -> str:
+        return "forced to the cloud" if self.force_cloud else f"{self.priority} starts in the cloud"
+
+    @property
+    def local_fallback(self) -> bool:
+        return not self.force_cloud
+
+
 @dataclass
 class _Work(Generic[P]):
     job: Job[P]

@@ -9,50 +9,23 @@ prompt never waits for a later run: when no model answers, NoModelAnswered is ra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime
 
 from creatorkb.agreement import text_agreement
+from creatorkb.answers import Answer
 from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
-from creatorkb.engine import Draft, Job, Outcome, RoutingEngine, Verdict
+from creatorkb.engine import Draft, OnDemandJob, Outcome, RoutingEngine, Verdict
 from creatorkb.errors import KBError
+from creatorkb.ledger import Write
 from creatorkb.roster import Priority
-from creatorkb.routing import Route, RoutingPolicy, Start
+from creatorkb.routing import Start
 
 DEFAULT_SYSTEM = "You are a helpful, precise assistant. Answer concisely."
 CUT_OR_EMPTY = "local answer cut or empty"
 
 
-@dataclass(frozen=True)
-class PromptResult:
-    """The answer, and where it came from."""
-
-    text: str
-    route: Route
-    provider: str
-    model: str
-    decision_id: str
-    cost_usd: Decimal
-    agreement: float | None = None  # for a consensus: how much the models agreed
-
-    @classmethod
-    def of(cls, outcome: Outcome[str]) -> PromptResult:
-        assert outcome.payload is not None
-        return cls(
-            outcome.payload,
-            outcome.route,
-            "anthropic" if outcome.tier == "cloud" else "ollama",
-            outcome.model or "",
-            outcome.decision_id,
-            outcome.cloud_usd,
-            outcome.components.get("agreement") if outcome.components else None,
-        )
-
-
-class PromptJob(Job[str]):
+class PromptJob(OnDemandJob[str]):
     """One prompt, answered in text."""
-
-    can_defer = False
 
     def __init__(
         self,
@@ -62,26 +35,16 @@ class PromptJob(Job[str]):
         system: str = DEFAULT_SYSTEM,
         prefer_local: bool = False,
         force_cloud: bool = False,
+        flow_run_id: str | None = None,
     ) -> None:
         if not prompt.strip():
             raise KBError("the prompt is empty")
+        self.flow_run_id = flow_run_id
         self.prompt = prompt
         self.priority = priority
         self.system = system
         self.prefer_local = prefer_local
         self.force_cloud = force_cloud
-
-    def start(self, policy: RoutingPolicy) -> Start:
-        in_cloud = policy.start("", self.priority) is Start.cloud and not self.prefer_local
-        return Start.cloud if self.force_cloud or in_cloud else Start.local
-
-    @property
-    def cloud_first_reason(self) -> str:
-        return "forced to the cloud" if self.force_cloud else f"{self.priority} starts in the cloud"
-
-    @property
-    def local_fallback(self) -> bool:
-        return not self.force_cloud
 
     def purpose(self, step: Purpose) -> Purpose:
         return step if step in ("consensus", "synthesis") else "prompt"
@@ -124,6 +87,28 @@ class PromptJob(Job[str]):
             "Write the best single answer: keep what they agree on, correct what is wrong."
         )
 
+    def answer(self, outcome: Outcome[str]) -> Answer:
+        """The outcome as kb's answer (the same when rebuilt: its id is the decision's)."""
+        assert outcome.payload is not None
+        return Answer(
+            answer_id=outcome.decision_id,
+            kind="prompt",
+            question=self.prompt,
+            text=outcome.payload,
+            route=str(outcome.route),
+            reason=outcome.reason,
+            provider="anthropic" if outcome.tier == "cloud" else "ollama",
+            model=outcome.model or "",
+            decision_id=outcome.decision_id,
+            cost_usd=outcome.cloud_usd,
+            agreement=outcome.components.get("agreement") if outcome.components else None,
+        )
+
+    def result_writes(self, outcome: Outcome[str], now: datetime) -> list[Write]:
+        if outcome.payload is None:
+            return []
+        return [self.answer(outcome).write(now, self.flow_run_id)]
+
 
 def answer_prompt(
     engine: RoutingEngine,
@@ -133,12 +118,17 @@ def answer_prompt(
     system: str = DEFAULT_SYSTEM,
     prefer_local: bool = False,
     force_cloud: bool = False,
-) -> PromptResult:
-    """Route one prompt, record the decision and every call, return the answer."""
+) -> Answer:
+    """Route one prompt, record the decision, every call and the answer; return it."""
     job = PromptJob(
-        prompt, priority, system=system, prefer_local=prefer_local, force_cloud=force_cloud
+        prompt,
+        priority,
+        system=system,
+        prefer_local=prefer_local,
+        force_cloud=force_cloud,
+        flow_run_id=engine.flow_run_id,
     )
-    return PromptResult.of(engine.run(job))
+    return job.answer(engine.run(job))
 
 
 def prompt_consensus(
@@ -147,8 +137,8 @@ def prompt_consensus(
     models: list[str] | None = None,
     *,
     system: str = DEFAULT_SYSTEM,
-) -> PromptResult:
+) -> Answer:
     """Several local models (default: the engine's consensus models) answer at once; a
     synthesis is built; the cloud is asked when they agree too little."""
-    job = PromptJob(prompt, Priority.medium, system=system)
-    return PromptResult.of(engine.run(job, Start.consensus, models))
+    job = PromptJob(prompt, Priority.medium, system=system, flow_run_id=engine.flow_run_id)
+    return job.answer(engine.run(job, Start.consensus, models))

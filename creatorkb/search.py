@@ -23,13 +23,16 @@ from typing import Any, TypeVar
 import duckdb
 from pydantic import BaseModel
 
+from creatorkb.calls import ModelCall
 from creatorkb.confidence import normalize
-from creatorkb.embeddings import COARSE_DIMENSIONS, EMBEDDING_DIMENSIONS, coarse
-from creatorkb.errors import BadQuery, EmptyKnowledgeBase
-from creatorkb.fts import FTS_SCHEMA
+from creatorkb.embeddings import COARSE_DIMENSIONS, EMBEDDING_DIMENSIONS, Embedder, coarse
+from creatorkb.errors import BadQuery, EmbeddingUnavailable, EmptyKnowledgeBase
+from creatorkb.fts import FTS_SCHEMA, load_fts, require_knowledge_schema
 from creatorkb.knowledge import require_analyses, resolve_creator
+from creatorkb.ledger import Ledger
 from creatorkb.mentions import Names, known_names, videos_naming
 from creatorkb.segments import clock, watch_link
+from creatorkb.settings import KnowledgeOptions
 
 T = TypeVar("T", int, str)
 MAX_QUERY_CHARS = 500
@@ -185,6 +188,7 @@ class Hit(BaseModel):
     score: float
     full_text_rank: int | None
     semantic_rank: int | None
+    similarity: float | None = None  # cosine to the query's embedding, when ranked by it
 
     @property
     def at(self) -> str:
@@ -273,9 +277,10 @@ def semantic_ranking(
     vector: Sequence[float],
     model: str,
     video_ids: list[str] | None,
-) -> list[int]:
-    """Passage ids by cosine similarity to the query's embedding, best first: the coarse pass
-    over every embedding, then exact cosine over 256 dimensions for its shortlist."""
+) -> list[tuple[int, float]]:
+    """Passage ids with their cosine similarity to the query's embedding, best first: the
+    coarse pass over every embedding, then exact cosine over 256 dimensions for its
+    shortlist."""
     allowed = None
     if video_ids is not None:
         allowed = [
@@ -302,7 +307,7 @@ def semantic_ranking(
         if allowed is None or video_id in allowed
     ]
     found.sort(key=lambda pair: (-pair[1], pair[0]))
-    return [passage_id for passage_id, _ in found[:CANDIDATES]]
+    return found[:CANDIDATES]
 
 
 def fuse(*rankings: Sequence[T]) -> list[tuple[T, float]]:
@@ -336,9 +341,10 @@ def search(
             )
             full_text = full_text_ranking(connection, query, scope.video_ids)
             semantic = meaning.result()
-    fused = fuse(full_text, semantic)
+    similarity = dict(semantic)
+    fused = fuse(full_text, [item for item, _ in semantic])
     text_rank = {item: rank for rank, item in enumerate(full_text, start=1)}
-    meaning_rank = {item: rank for rank, item in enumerate(semantic, start=1)}
+    meaning_rank = {item: rank for rank, (item, _) in enumerate(semantic, start=1)}
     details = _passages(connection, [item for item, _ in fused[: limit * 3]])
     hits: list[Hit] = []
     seen: set[tuple[str, str]] = set()
@@ -357,6 +363,7 @@ def search(
                 score=score,
                 full_text_rank=text_rank.get(item),
                 semantic_rank=meaning_rank.get(item),
+                similarity=similarity.get(item),
             )
         )
         if len(hits) == limit:
@@ -397,3 +404,57 @@ def _passages(connection: duckdb.DuckDBPyConnection, ids: list[int]) -> dict[int
         for p in passages
         if p["video_id"] in videos
     }
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search's result, and the query's embedding requests (the caller records them)."""
+
+    result: SearchResult
+    calls: list[ModelCall]
+
+
+def find(
+    ledger: Ledger,
+    query: str,
+    filters: Filters,
+    knowledge: KnowledgeOptions,
+    embedder: Embedder,
+    *,
+    limit: int,
+) -> Found:
+    """Search the knowledge base as `kb search` does: the filters resolved, the query
+    embedded (when passages have embeddings and Ollama can), both rankings fused. Each step
+    holds a short read-only connection, so a search never holds up the pipeline."""
+    text = check_query(query)
+    with ledger.reading() as connection:
+        require_knowledge_schema(connection, ledger.path)
+        scope = prepare(connection, filters, Names(knowledge.aliases), knowledge.embed_model)
+    vector, semantic_off, calls = None, None, []
+    if not scope.embedded_passages:
+        semantic_off = (
+            f"no passage has an embedding from {knowledge.embed_model} yet (Ollama could not "
+            "embed when they were indexed); the next `kb analyze` adds them"
+        )
+    else:
+        try:
+            embedded = embedder.queries([text])
+        except EmbeddingUnavailable as error:
+            semantic_off, calls = str(error), error.calls
+        else:
+            vector, calls = embedded.vectors[0], embedded.calls
+    with ledger.reading() as connection:
+        load_fts(connection)
+        hits = search(
+            connection, text, scope, limit=limit, vector=vector, model=knowledge.embed_model
+        )
+    notes = list(scope.notes)
+    if vector is not None and scope.embedded_passages < scope.passages:
+        notes.append(
+            f"semantic ranking covers {scope.embedded_passages} of {scope.passages} passages; "
+            "the next `kb analyze` embeds the rest"
+        )
+    result = SearchResult(
+        query=text, hits=hits, semantic=vector is not None, semantic_off=semantic_off, notes=notes
+    )
+    return Found(result, calls)

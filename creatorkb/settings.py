@@ -196,6 +196,13 @@ class KnowledgeOptions(BaseModel):
     document_prefix: str = Field(
         "search_document: ", description="Put before a passage when it is embedded."
     )
+    ask_min_similarity: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="A passage only close in meaning (no word in common) must be at least "
+        "this similar to a question to be given to the model that answers it.",
+    )
     aliases: dict[str, str] = Field(
         default_factory=lambda: {
             "SDXL": "Stable Diffusion XL",

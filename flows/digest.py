@@ -45,7 +45,11 @@ def write_digest(digest: Digest, directory: Path) -> Path:
 def knowledge_digest(
     week: Annotated[str | None, Field(pattern=r"^\d{4}-W\d{2}$")] = None,
 ) -> Digest:
-    """The digest of ISO `week` (e.g. 2026-W49); by default the last complete week."""
+    """The digest of ISO `week` (e.g. 2026-W49); by default the last complete week.
+
+    Args:
+        week: ISO week, e.g. 2026-W49; empty: the last complete week.
+    """
     settings, costs = KBSettings(), load_options(CostOptions)
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     chosen = (

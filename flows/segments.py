@@ -41,7 +41,11 @@ def record_segments(ledger: Ledger, transcripts: list[Transcript]) -> None:
 
 @flow(name="fetch-segments")
 def fetch_segments(limit: Annotated[int, Field(ge=1, le=10_000)] = 500) -> SegmentsSummary:
-    """Timings for transcribed videos that have none; then their quotes get links."""
+    """Timings for transcribed videos that have none; then their quotes get links.
+
+    Args:
+        limit: Most videos to fetch timings for this run.
+    """
     settings, options = KBSettings(), load_options(YouTubeOptions)
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     videos = videos_without_segments(ledger, limit)

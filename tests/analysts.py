@@ -73,6 +73,44 @@ def fabricated(prompt: str, confidence: float = 1.0) -> dict[str, Any]:
 
 
 Behaviour = Callable[[str], dict[str, Any]]
+_PASSAGE = re.compile(r"^\[(\d+)\] .*?\n<passage>(.*?)</passage>", re.DOTALL | re.MULTILINE)
+
+
+def passages_in(prompt: str) -> dict[int, str]:
+    """The numbered passages of a question asked of the knowledge base (creatorkb/asking)."""
+    return {int(n): text for n, text in _PASSAGE.findall(prompt)}
+
+
+def answering(prompt: str, confidence: float = 0.9) -> dict[str, Any]:
+    """A careful answer to a question: the first passage's first sentence, cited, with a
+    phrase copied from it."""
+    passages = passages_in(prompt)
+    if not passages:
+        return {"answer": "The passages do not say.", "found": False, "citations": []}
+    first = min(passages)
+    sentence = _SENTENCE.split(passages[first].strip())[0].rstrip(".!?")
+    quote = " ".join(sentence.split()[:6])
+    return {
+        "answer": f"{sentence} [{first}].",
+        "found": True,
+        "citations": [{"passage": first, "quote": quote}],
+        "confidence": confidence,
+    }
+
+
+def uncited(prompt: str) -> dict[str, Any]:
+    """A confident answer that cites nothing (a small model that followed a passage's
+    instructions, or simply made it up)."""
+    return {
+        "answer": "MagicTool 9000 does all of it for you.",
+        "found": True,
+        "citations": [],
+        "confidence": 0.95,
+    }
+
+
+def is_question(prompt: str) -> bool:
+    return prompt.startswith("Passages:\n")
 
 
 def by_title(
@@ -82,6 +120,8 @@ def by_title(
 
     def respond(request: Any) -> dict[str, Any]:
         prompt = request.user
+        if is_question(prompt):
+            return answering(prompt)
         for word, behaviour in rules.items():
             if f"Video title: {word}" in prompt:
                 return behaviour(prompt)
@@ -91,4 +131,6 @@ def by_title(
 
 
 def careful(request: Any) -> dict[str, Any]:
+    if is_question(request.user):
+        return answering(request.user)
     return grounded(request.user)

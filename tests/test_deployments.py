@@ -291,6 +291,43 @@ def test_kb_commands_in_the_project_use_kb_up(served: Served) -> None:
     assert "`kb up` already runs for this project" in second
 
 
+def test_answers_are_read_back_from_deployment_runs(served: Served) -> None:
+    """What an agent does: start the ask and route-prompt deployments through the API, then
+    read each answer back from the run (its persisted result) and the UI's artifact."""
+    question = "How do we add a LoRA for style?"
+    with temporary_settings(updates={PREFECT_API_URL: served.api}):
+        asked = run_deployment(
+            "ask/ask", parameters={"question": question}, timeout=300, poll_interval=1
+        )
+        prompted = run_deployment(
+            "route-prompt/route-prompt",
+            parameters={"prompt": "Say hello.", "level": "L3"},
+            timeout=300,
+            poll_interval=1,
+        )
+        assert asked.state.is_completed(), asked.state
+        assert prompted.state.is_completed(), prompted.state
+        answer, reply = asked.state.result(), prompted.state.result()
+    assert answer.kind == "ask" and answer.question == question
+    calm = ledger_rows(served, "SELECT video_id FROM videos WHERE title = 'calm talk'")
+    assert [c.video_id for c in answer.citations] == [calm[0]["video_id"]]
+    assert "LoRA for style [1]" in answer.text and answer.route == "local_accept"
+    assert reply.kind == "prompt" and reply.text and reply.route == "local_accept"
+    stored = ledger_rows(served, "SELECT answer_id, kind, text FROM answers ORDER BY ts")
+    assert {(r["answer_id"], r["text"]) for r in stored} >= {
+        (answer.answer_id, answer.text),
+        (reply.answer_id, reply.text),
+    }
+    shown = {}
+    for run in (asked, prompted):
+        [artifact] = api_post(
+            served.api, "artifacts/filter", {"flow_runs": {"id": {"any_": [str(run.id)]}}}
+        )
+        shown[artifact["key"]] = artifact["data"]
+    assert "## Sources" in shown["ask-answer"] and calm[0]["video_id"] in shown["ask-answer"]
+    assert reply.text in shown["prompt-answer"]
+
+
 def test_kb_up_says_how_to_reach_it_and_stops_cleanly(served: Served) -> None:
     record = json.loads((served.project / ".prefect" / "kb-up.json").read_text())
     assert record["api_url"] == served.api

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from creatorkb.ledger import Ledger
-from tests.analysts import by_title, grounded, transcript_in
+from tests.analysts import by_title, grounded, is_question, transcript_in, uncited
 from tests.conftest import KB
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
@@ -449,6 +449,65 @@ def test_weekly_digest_runs_through_prefect(kb: Knowledge, prefect_api: str) -> 
     assert any(f"Knowledge digest {kb.week}" in a["data"] for a in artifacts)
     bad = read_kb("digest", "--week", "2026-49", expect=1).stdout
     assert "is not an ISO week; write it like 2026-W47" in one_error_line(bad)
+
+
+def ask_calls(kb: Knowledge) -> list[dict[str, Any]]:
+    return kb.ledger.rows(
+        "SELECT c.provider, c.decision_id, d.route, d.video_id FROM llm_calls c "
+        "LEFT JOIN routing_decisions d USING (decision_id) WHERE c.purpose = 'ask' ORDER BY c.ts"
+    )
+
+
+def test_ask_answers_locally_from_the_passages_with_their_moments(kb: Knowledge) -> None:
+    before = len(ask_calls(kb))
+    answer = json.loads(
+        flow_kb("ask", "How do I keep the detail sharp when I upscale?", "--json").stdout
+    )
+    assert answer["route"] == "local_accept" and answer["provider"] == "ollama"
+    assert "upscale the image twice" in answer["text"].lower() and "[1]" in answer["text"]
+    [citation] = answer["citations"]
+    portrait = kb.videos["portrait"]
+    assert citation["video_id"] == portrait
+    assert citation["link"] == f"https://www.youtube.com/watch?v={portrait}&t=9s"
+    [call] = ask_calls(kb)[before:]
+    assert call["route"] == "local_accept" and call["video_id"] is None
+    [stored] = kb.ledger.rows(
+        "SELECT kind, decision_id, text, citations FROM answers WHERE answer_id = ?",
+        [answer["answer_id"]],
+    )
+    assert stored["kind"] == "ask" and stored["decision_id"] == call["decision_id"]
+    assert json.loads(stored["citations"])[0]["link"] == citation["link"]
+
+    printed = flow_kb("ask", "How do I keep the detail sharp when I upscale?").stdout
+    assert "Sources" in printed and f"[1] portrait workflow at 0:09  {citation['link']}" in printed
+    assert "local_accept via ollama llama3.2" in printed
+
+
+def test_ask_escalates_an_uncited_local_answer_to_the_cloud(kb: Knowledge) -> None:
+    answers_well = kb.ollama.responder
+
+    def uncited_questions(request: Any) -> dict[str, Any]:
+        return uncited(request.user) if is_question(request.user) else answers_well(request)
+
+    kb.ollama.responder = uncited_questions
+    try:
+        answer = json.loads(flow_kb("ask", "Where does good lighting start?", "--json").stdout)
+    finally:
+        kb.ollama.responder = answers_well
+    assert answer["route"] == "cloud_refine" and answer["provider"] == "anthropic"
+    assert "the answer cites no passage" in answer["reason"]
+    assert "MagicTool" not in answer["text"] and answer["citations"]
+    assert answer["citations"][0]["video_id"] == kb.videos["lighting"]
+    assert [c["provider"] for c in ask_calls(kb)[-2:]] == ["ollama", "anthropic"]
+
+
+def test_ask_about_nothing_in_the_knowledge_base_pays_no_model(kb: Knowledge) -> None:
+    before = len(ask_calls(kb))
+    answer = json.loads(flow_kb("ask", "What hydration suits a sourdough?", "--json").stdout)
+    assert answer["text"].startswith("The knowledge base has nothing on this")
+    assert answer["route"] is None and answer["citations"] == []
+    assert len(ask_calls(kb)) == before
+    assert read_kb("ask", "  ", expect=1).stdout.startswith("error: the search query is empty")
 
 
 def test_the_analysis_run_lists_what_it_learned(kb: Knowledge, prefect_api: str) -> None:

@@ -251,7 +251,7 @@ def test_migration_5_keeps_every_call_and_allows_ask_and_embed(tmp_path: Path) -
                 "llm_calls", ("call_id",), [{**row, "call_id": "e"} | {"purpose": "embed"}]
             )
         )
-    assert ledger.migrate() == 5
+    assert ledger.migrate(up_to=5) == 5
     assert ledger.rows("SELECT * FROM llm_calls") == before
     for purpose in ("ask", "embed"):
         ledger.write(

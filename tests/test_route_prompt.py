@@ -52,6 +52,31 @@ def test_levels_route_as_the_owner_planned(kb_env: Path, models: tuple) -> None:
     assert {d["video_id"] for d in decisions} == {None}
     assert {c["purpose"] for c in calls} == {"prompt"}
     assert len(ollama.chats) == 1 and len(anthropic.calls) == 2
+    # Each answer can be read back: a row of `answers` beside its decision.
+    stored = Ledger(kb_env / "data" / "kb.duckdb").rows(
+        "SELECT a.kind, a.question, a.text, d.route FROM answers a "
+        "JOIN routing_decisions d USING (decision_id) ORDER BY a.ts"
+    )
+    assert stored == [
+        {
+            "kind": "prompt",
+            "question": "Plan the quarter.",
+            "text": "claude says hi",
+            "route": "cloud_direct",
+        },
+        {
+            "kind": "prompt",
+            "question": "Summarise this log line.",
+            "text": "local says hi",
+            "route": "local_accept",
+        },
+        {
+            "kind": "prompt",
+            "question": "Review this.",
+            "text": "claude says hi",
+            "route": "cloud_direct",
+        },
+    ]
 
 
 def test_prefer_local_and_force_cloud_override_the_level(kb_env: Path, models: tuple) -> None:
