@@ -64,7 +64,7 @@ class ModelCall:
     usage: Usage
     latency_ms: float
     error_type: str | None = None
-    busy_ns: int = 0  # Ollama's total_duration: how long the GPU worked on it
+    busy_ns: int = 0  # GPU time it added on its host (the union: gpu_time.py)
     batch: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
     reservation_id: str | None = None  # the budget reservation that paid for it (cloud)

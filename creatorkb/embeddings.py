@@ -21,6 +21,7 @@ import ollama
 
 from creatorkb.calls import ModelCall, Usage
 from creatorkb.errors import EmbeddingUnavailable
+from creatorkb.gpu_time import charged_ns
 from creatorkb.settings import KnowledgeOptions, OllamaOptions
 
 EMBEDDING_DIMENSIONS = 256  # the ledger's passage_embeddings.embedding is FLOAT[256]
@@ -118,8 +119,10 @@ class Embedder:
                     "embed",
                     Usage(input_tokens=response.prompt_eval_count or 0),
                     latency,
-                    busy_ns=response.total_duration or 0,
+                    busy_ns=charged_ns(self.host, response.total_duration or 0),
                     detail={
+                        "host": self.host,
+                        "busy_ms": round((response.total_duration or 0) / 1e6, 1),
                         "inputs": len(batch),
                         "load_ms": round((response.load_duration or 0) / 1e6, 1),
                     },

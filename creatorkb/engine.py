@@ -23,6 +23,7 @@ calls still recorded.
 
 from __future__ import annotations
 
+import json
 import uuid
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
@@ -34,11 +35,13 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from creatorkb.agreement import mean_agreement
 from creatorkb.budget import week_start
 from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
+from creatorkb.chunking import estimate_tokens
 from creatorkb.errors import BudgetExhausted, CloudUnavailable, LocalUnavailable, NoModelAnswered
 from creatorkb.ledger import Ledger, Write
-from creatorkb.recording import billed, call_writes
+from creatorkb.pricing import all_cloud_usd, call_costs
+from creatorkb.recording import call_writes
 from creatorkb.roster import Priority
-from creatorkb.routing import Route, RoutingPolicy, Start, decision_write
+from creatorkb.routing import JobCosts, Route, RoutingPolicy, Start, decision_write
 from creatorkb.settings import CostOptions
 
 if TYPE_CHECKING:
@@ -460,6 +463,37 @@ class RoutingEngine:
             decision_id=decision_id,
         )
 
+    def _job_costs(
+        self,
+        job: Job[P],
+        route: Route,
+        result: Draft[P] | CloudAnswer[P] | None,
+        payload: P | None,
+        log: CallLog,
+    ) -> JobCosts:
+        """The job's cloud dollars and energy, and the one direct call on the reference model
+        that an all-cloud setup would have made instead (none for a job left undone)."""
+        spent = [call_costs(call, self.costs) for call in log.calls]
+        cloud = sum((c.cost_usd for c in spent), Decimal(0))
+        energy = sum((c.energy_usd for c in spent), Decimal(0))
+        reference = self.costs.reference_model
+        if payload is None:
+            return JobCosts(Decimal(0), cloud, energy)
+        final = None
+        if isinstance(result, CloudAnswer):
+            final = next(c for c in log.calls if c.call_id == result.call_id)
+        if final is not None and route in (Route.cloud_direct, Route.fallback_cloud):
+            return JobCosts(all_cloud_usd(reference, direct_call=final.usage), cloud, energy)
+        schema = json.dumps(job.schema) if job.schema else ""
+        output = final.usage.output_tokens if final else estimate_tokens(job.text_of(payload))
+        counterfactual = all_cloud_usd(
+            reference,
+            system=job.system + schema,
+            prompt=job.direct_prompt(),
+            output_tokens=output,
+        )
+        return JobCosts(counterfactual, cloud, energy)
+
     def _give_up(self, work: _Work[P], reason: str, verdict: Verdict | None = None) -> Outcome[P]:
         """Nothing usable now: defer a job that can wait, else say no model answered."""
         if work.job.can_defer:
@@ -492,6 +526,7 @@ class RoutingEngine:
             model = model or result.model or self.draft_model
         else:
             payload, model = None, None
+        job_costs = self._job_costs(job, route, result, payload, work.log)
         outcome = Outcome(
             route=route,
             reason=reason,
@@ -501,7 +536,7 @@ class RoutingEngine:
             model=model,
             confidence=float(score) if score is not None else None,
             components=components or None,
-            cloud_usd=billed(work.log.calls, self.costs),
+            cloud_usd=job_costs.cloud_usd,
         )
         self.ledger.write(
             *self._call_writes(job, work.log, decision_id),
@@ -515,6 +550,7 @@ class RoutingEngine:
                 priority=job.priority if job.video_id else None,
                 confidence=outcome.confidence,
                 components=outcome.components,
+                costs=job_costs,
             ),
             *job.result_writes(outcome, now),
             *(also or []),

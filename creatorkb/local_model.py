@@ -19,6 +19,7 @@ import httpx
 from creatorkb.calls import ModelAnswer, ModelCall, ModelRequest, Purpose, Usage
 from creatorkb.chunking import estimate_tokens
 from creatorkb.errors import LocalModelMissing, LocalUnavailable
+from creatorkb.gpu_time import charged_ns
 from creatorkb.settings import OllamaOptions
 
 CONTEXT_SIZES = (2048, 4096, 8192, 16384, 32768, 65536, 131072)
@@ -184,15 +185,18 @@ class LocalModel:
         output_tokens = (final.eval_count or 0) if final else 0
         # The prompt ate into the room kept for the answer: Ollama must have cut it.
         cut = final is not None and prompt_tokens + num_predict >= num_ctx
+        # A stopped answer reports no durations: the GPU was busy for the wall time.
+        busy = (final.total_duration or 0) if final else int(latency * 1e6)
         call = ModelCall(
             "ollama",
             model,
             request.purpose,
             Usage(input_tokens=prompt_tokens, output_tokens=output_tokens),
             latency,
-            # A stopped answer reports no durations: the GPU was busy for the wall time.
-            busy_ns=(final.total_duration or 0) if final else int(latency * 1e6),
+            busy_ns=charged_ns(self.options.host, busy),
             detail={
+                "host": self.options.host,
+                "busy_ms": round(busy / 1e6, 1),  # this request's own GPU time
                 "num_ctx": num_ctx,
                 "num_predict": num_predict,
                 "attempts": attempt + 1,

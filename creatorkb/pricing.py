@@ -15,6 +15,7 @@ from genai_prices import Usage as PriceUsage
 from genai_prices import calc_price
 
 from creatorkb.calls import ModelCall, Usage
+from creatorkb.chunking import estimate_tokens
 from creatorkb.errors import SettingsError
 from creatorkb.settings import CostOptions
 
@@ -101,3 +102,33 @@ def call_row(
         "error_type": call.error_type,
         "detail": call.detail,
     }
+
+
+def all_cloud_usd(
+    model: str,
+    *,
+    direct_call: Usage | None = None,
+    system: str = "",
+    prompt: str = "",
+    output_tokens: int = 0,
+) -> Decimal:
+    """What one direct call on `model` would have cost for a job: the counterfactual that
+    savings are measured against (one figure per job, not per call).
+
+    From the job's own direct call when it made one (its cache writes priced as the reads a
+    steady all-cloud setup pays); else from kb's token estimate of the direct prompt, with the
+    system prompt (and schema) read from the cache, and `output_tokens` of the final answer.
+    """
+    if direct_call is not None:
+        usage = Usage(
+            input_tokens=direct_call.input_tokens,
+            output_tokens=direct_call.output_tokens,
+            cache_read_tokens=direct_call.cache_read_tokens + direct_call.cache_write_tokens,
+        )
+    else:
+        usage = Usage(
+            input_tokens=estimate_tokens(prompt),
+            output_tokens=output_tokens,
+            cache_read_tokens=estimate_tokens(system),
+        )
+    return price(usage, model)

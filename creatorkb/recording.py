@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 
 from creatorkb.budget import Budget
 from creatorkb.calls import ModelCall
 from creatorkb.ledger import Write
-from creatorkb.pricing import call_costs, call_row
+from creatorkb.pricing import call_row
 from creatorkb.settings import CostOptions
 
 
@@ -32,8 +31,3 @@ def call_writes(
         if call.reservation_id
     ]
     return [Write.insert_new("llm_calls", ("call_id",), rows), *closings]
-
-
-def billed(calls: Sequence[ModelCall], costs: CostOptions) -> Decimal:
-    """What the cloud billed for these calls."""
-    return sum((call_costs(call, costs).cost_usd for call in calls), Decimal(0))

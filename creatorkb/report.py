@@ -19,6 +19,7 @@ from creatorkb.budget import week_start
 from creatorkb.calibration import Precision, calibrate, wilson
 from creatorkb.errors import InvalidWeek
 from creatorkb.ledger import LedgerReader, Write
+from creatorkb.pricing import MONEY
 from creatorkb.routing import Route, RoutingPolicy
 from creatorkb.settings import CostOptions
 
@@ -81,6 +82,11 @@ class IsoWeek:
     @property
     def end_utc(self) -> datetime:
         return self._midnight_utc(self.days[-1] + timedelta(days=1))
+
+    def fraction_elapsed(self, now: datetime) -> float:
+        """How much of the week had passed at `now`: 0 before it, 1 after it."""
+        passed = (now - self.start_utc) / (self.end_utc - self.start_utc)
+        return min(max(passed, 0.0), 1.0)
 
     def _midnight_utc(self, monday: date) -> datetime:
         # Noon is unambiguous on every day, even where DST switches at midnight.
@@ -173,7 +179,11 @@ class Section:
 class WeeklyReport(BaseModel):
     """One ISO week of the ledger.
 
-    Savings are cloud_equivalent - (cloud + energy), against the reference model. Local
+    Savings are counted per job: what one direct call on the reference model would have cost
+    for each job of the week (all_cloud_usd), minus what the jobs cost (cloud dollars and the
+    GPU's energy while answering), minus the GPU machine's idle draw while on and not
+    answering. cloud_equivalent_usd reprices every call's own tokens at the reference model;
+    it is not savings (a refined video would count its draft and its refine). Local
     shares count answered calls (a failed call did no work); tokens are all input, cached
     included, plus output. The escalation rate is, of the week's video decisions that began
     with a local draft (local_accept, cloud_refine, fallback_local), the share the cloud
@@ -190,9 +200,13 @@ class WeeklyReport(BaseModel):
     failed_calls: int
     cloud_usd: Decimal
     energy_usd: Decimal
-    cloud_equivalent_usd: Decimal
-    savings_usd: Decimal
-    savings_percent: float | None  # of the cloud equivalent
+    cloud_equivalent_usd: Decimal  # every call repriced at the reference model: not savings
+    jobs: int  # decisions with a counterfactual: videos, prompts and questions
+    all_cloud_usd: Decimal  # what the jobs would have cost as direct reference-model calls
+    busy_hours: float  # the GPU's time answering (the union of its busy intervals)
+    idle_usd: Decimal  # the GPU machine's draw while on and not answering
+    savings_usd: Decimal  # all_cloud_usd - cloud - energy of the jobs - idle
+    savings_percent: float | None  # of all_cloud_usd
     local_share_calls: float | None
     local_share_tokens: float | None
     local_starts: int  # video decisions that began with a local draft
@@ -259,8 +273,12 @@ class WeeklyReport(BaseModel):
             [
                 ("Calls", f"{self.calls:,} ({self.failed_calls:,} failed)"),
                 ("Cloud spend", usd(self.cloud_usd)),
-                ("Local energy", usd(self.energy_usd)),
-                (f"All-cloud equivalent ({self.reference_model})", usd(self.cloud_equivalent_usd)),
+                ("Local energy", f"{usd(self.energy_usd)} ({self.busy_hours:,.2f} h answering)"),
+                ("GPU idle", usd(self.idle_usd)),
+                (
+                    f"All-cloud ({self.reference_model})",
+                    f"{usd(self.all_cloud_usd)} ({self.jobs:,} jobs as direct calls)",
+                ),
                 ("Savings", f"{usd(self.savings_usd)} ({_percent_number(self.savings_percent)})"),
                 ("Net after GPU amortisation", usd(roi.net_this_week_usd)),
                 ("Local share of calls", f"{percent(self.local_share_calls)} ({target})"),
@@ -449,7 +467,6 @@ _MONEY = (
     "coalesce(sum(cost_usd), 0) AS cloud_usd, coalesce(sum(energy_usd), 0) AS energy_usd, "
     "coalesce(sum(cloud_equivalent_usd), 0) AS cloud_equivalent_usd"
 )
-_SAVINGS = "coalesce(sum(cloud_equivalent_usd) - sum(cost_usd) - sum(energy_usd), 0)"
 _TOKENS = "input_tokens + cache_read_tokens + cache_write_tokens + output_tokens"
 _LOCAL_SHARE_CALLS = (
     "count(*) FILTER (WHERE status = 'ok' AND provider = 'ollama')"
@@ -462,10 +479,19 @@ _LOCAL_SHARE_TOKENS = (
 
 _HEADLINE = f"""
 SELECT count(*) AS calls, count(*) FILTER (WHERE status = 'error') AS failed_calls, {_MONEY},
-       {_SAVINGS} AS savings_usd,
-       ({_SAVINGS} / nullif(sum(cloud_equivalent_usd), 0) * 100)::DOUBLE AS savings_percent,
+       coalesce(sum(energy_kwh), 0) AS energy_kwh,
        {_LOCAL_SHARE_CALLS} AS local_share_calls, {_LOCAL_SHARE_TOKENS} AS local_share_tokens
 FROM llm_calls WHERE {_IN_WEEK}
+"""
+
+# Savings are counted per job: a decision carries what its job cost and what one direct call
+# on the reference model would have cost instead (decisions from before migration 7 have
+# no counterfactual and are left out).
+_PRICED_JOBS = "all_cloud_usd IS NOT NULL"
+_JOBS = f"""
+SELECT count(*) AS jobs, coalesce(sum(all_cloud_usd), 0) AS all_cloud_usd,
+       coalesce(sum(all_cloud_usd - cloud_usd - energy_usd), 0) AS job_savings_usd
+FROM routing_decisions WHERE {_IN_WEEK} AND {_PRICED_JOBS}
 """
 
 _ESCALATED = f"count(*) FILTER (WHERE route = '{Route.cloud_refine}')"
@@ -530,37 +556,53 @@ SELECT make_timestamptz((epoch_ms(ts) // 900000) * 900000000) AS quarter,
        count(*) FILTER (WHERE status = 'ok') AS answered,
        count(*) FILTER (WHERE status = 'ok' AND provider = 'ollama') AS answered_locally,
        coalesce(sum(cost_usd), 0) AS cloud_usd, coalesce(sum(energy_usd), 0) AS energy_usd,
-       coalesce(sum(cloud_equivalent_usd), 0) AS all_cloud_usd
+       coalesce(sum(energy_kwh), 0) AS energy_kwh
 FROM llm_calls {where} GROUP BY 1
+"""
+_JOB_QUARTERS = f"""
+SELECT make_timestamptz((epoch_ms(ts) // 900000) * 900000000) AS quarter,
+       sum(all_cloud_usd) AS all_cloud_usd,
+       sum(all_cloud_usd - cloud_usd - energy_usd) AS job_savings_usd
+FROM routing_decisions WHERE {_PRICED_JOBS} {{also}} GROUP BY 1
 """
 _SHARE = "sum(answered_locally) / nullif(sum(answered), 0)"
 
 _DAYS = f"""
 WITH quarters AS ({_QUARTERS.format(where=f"WHERE {_IN_WEEK}")}),
+jobs AS ({_JOB_QUARTERS.format(also=f"AND {_IN_WEEK}")}),
 by_day AS (
     SELECT timezone(?, quarter)::DATE AS day, sum(cloud_usd) AS cloud_usd,
-           sum(energy_usd) AS energy_usd, sum(all_cloud_usd) AS all_cloud_usd,
-           {_SHARE} AS local_share_calls
+           sum(energy_usd) AS energy_usd, {_SHARE} AS local_share_calls
     FROM quarters GROUP BY day
+),
+job_days AS (
+    SELECT timezone(?, quarter)::DATE AS day, sum(all_cloud_usd) AS all_cloud_usd
+    FROM jobs GROUP BY day
 )
 SELECT d.day, coalesce(b.cloud_usd, 0) AS cloud_usd, coalesce(b.energy_usd, 0) AS energy_usd,
-       coalesce(b.all_cloud_usd, 0) AS all_cloud_usd, b.local_share_calls
+       coalesce(j.all_cloud_usd, 0) AS all_cloud_usd, b.local_share_calls
 FROM unnest(?::DATE[]) AS d(day) LEFT JOIN by_day b ON b.day = d.day
+LEFT JOIN job_days j ON j.day = d.day
 ORDER BY d.day
 """
 
 # Every week with calls, once: the history up to the reported week and the weeks with data.
 _WEEKS = f"""
 WITH quarters AS ({_QUARTERS.format(where="")}),
+jobs AS ({_JOB_QUARTERS.format(also="")}),
 weekly AS (
     SELECT date_trunc('week', timezone(?, quarter))::DATE AS monday,
-           {_SHARE} AS local_share_calls,
-           sum(all_cloud_usd) - sum(cloud_usd) - sum(energy_usd) AS savings_usd
+           {_SHARE} AS local_share_calls, sum(energy_kwh) AS energy_kwh
     FROM quarters GROUP BY monday
+),
+job_weeks AS (
+    SELECT date_trunc('week', timezone(?, quarter))::DATE AS monday,
+           sum(job_savings_usd) AS job_savings_usd
+    FROM jobs GROUP BY monday
 )
-SELECT strftime(monday, '%G-W%V') AS week, monday < ? AS in_history, local_share_calls,
-       savings_usd, sum(savings_usd) OVER (ORDER BY monday) AS cumulative_savings_usd
-FROM weekly ORDER BY monday
+SELECT strftime(w.monday, '%G-W%V') AS week, w.monday < ? AS in_history, w.local_share_calls,
+       coalesce(j.job_savings_usd, 0) AS job_savings_usd, w.energy_kwh
+FROM weekly w LEFT JOIN job_weeks j USING (monday) ORDER BY w.monday
 """
 
 
@@ -579,7 +621,9 @@ def weekly_report(
             f"{costs.timezone}; build it with IsoWeek.parse(..., timezone=costs.timezone)"
         )
     bounds = [week.start_utc, week.end_utc]
+    generated_at = now or datetime.now(UTC)
     [headline] = ledger.rows(_HEADLINE, bounds)
+    [jobs] = ledger.rows(_JOBS, bounds)
     [escalation] = ledger.rows(_ESCALATION, bounds)
     [shadow] = ledger.rows(_SHADOW, bounds)
     policy = policy or RoutingPolicy(weekly_budget_usd=weekly_budget_usd)
@@ -587,10 +631,11 @@ def weekly_report(
     lines: dict[str, list[CostLine]] = {"model": [], "purpose": [], "priority": []}
     for row in ledger.rows(_COST_LINES, bounds):
         lines[row.pop("dimension")].append(CostLine(**row))
-    weeks = ledger.rows(_WEEKS, [week.timezone, week.days[-1] + timedelta(days=1)])
-    history = [WeekSavings(**row) for row in weeks if row.pop("in_history")]
-    savings: Decimal = headline["savings_usd"]
-    generated_at = now or datetime.now(UTC)
+    busy = busy_hours(headline.pop("energy_kwh"), costs)
+    idle = idle_usd(busy, costs, week.fraction_elapsed(generated_at))
+    savings: Decimal = jobs.pop("job_savings_usd") - idle
+    weeks = ledger.rows(_WEEKS, [week.timezone, week.timezone, week.days[-1] + timedelta(days=1)])
+    history = _history(weeks, week, costs, savings)
 
     # Complete weeks of data: weeks with calls up to this one, this one only once it ended.
     complete = [p for p in history if p.week != week.label or generated_at >= week.end_utc]
@@ -602,6 +647,13 @@ def weekly_report(
         generated_at=generated_at,
         reference_model=costs.reference_model,
         **headline,
+        **jobs,
+        busy_hours=busy,
+        idle_usd=idle,
+        savings_usd=savings,
+        savings_percent=(
+            float(savings / jobs["all_cloud_usd"] * 100) if jobs["all_cloud_usd"] else None
+        ),
         **escalation,
         **shadow,
         precision_interval=wilson(shadow["shadow_good"], shadow["shadow_samples"]),
@@ -615,11 +667,54 @@ def weekly_report(
         cost_by_priority=lines["priority"],
         costliest_videos=[CostlyVideo(**row) for row in ledger.rows(_COSTLIEST_VIDEOS, bounds)],
         latency=[ProviderLatency(**row) for row in ledger.rows(_LATENCY, bounds)],
-        days=[DayCosts(**row) for row in ledger.rows(_DAYS, [*bounds, week.timezone, week.days])],
+        days=[
+            DayCosts(**row)
+            for row in ledger.rows(
+                _DAYS, [*bounds, *bounds, week.timezone, week.timezone, week.days]
+            )
+        ],
         history=history,
         weeks_with_data=[row["week"] for row in weeks],
         roi=_roi_summary(week, costs, savings, history, len(complete)),
     )
+
+
+def busy_hours(energy_kwh: Decimal | float, costs: CostOptions) -> float:
+    """Hours the GPU spent answering, from the energy charged at `gpu_watts` (each call is
+    charged only for the time no other call already kept the GPU busy)."""
+    return float(Decimal(energy_kwh) * 1000 / costs.gpu_watts) if costs.gpu_watts else 0.0
+
+
+def idle_usd(busy: float, costs: CostOptions, share_of_week: float = 1.0) -> Decimal:
+    """The idle draw of a week (or of the part of it that has passed): the machine on for
+    `gpu_hours_per_week`, less the hours it spent answering (charged at `gpu_watts`)."""
+    hours_on = float(costs.gpu_hours_per_week) * share_of_week
+    idle_hours = Decimal(str(max(hours_on - busy, 0.0)))
+    return (idle_hours * costs.gpu_idle_watts / 1000 * costs.usd_per_kwh).quantize(MONEY)
+
+
+def _history(
+    weeks: list[dict[str, Any]], week: IsoWeek, costs: CostOptions, savings: Decimal
+) -> list[WeekSavings]:
+    """Each week's savings (net of its idle draw) and their running total, up to `week`."""
+    history, total = [], Decimal(0)
+    for row in weeks:
+        if not row["in_history"]:
+            continue
+        if row["week"] == week.label:
+            saved = savings
+        else:
+            saved = row["job_savings_usd"] - idle_usd(busy_hours(row["energy_kwh"], costs), costs)
+        total += saved
+        history.append(
+            WeekSavings(
+                week=row["week"],
+                local_share_calls=row["local_share_calls"],
+                savings_usd=saved,
+                cumulative_savings_usd=total,
+            )
+        )
+    return history
 
 
 def _roi_summary(

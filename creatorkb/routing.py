@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -139,6 +140,16 @@ class RoutingPolicyEnvSettings(RoutingPolicy, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KB_POLICY_", extra="ignore")
 
 
+@dataclass(frozen=True)
+class JobCosts:
+    """What a job cost (its calls' cloud dollars and energy), and what one direct call on
+    the reference model would have cost instead."""
+
+    all_cloud_usd: Decimal
+    cloud_usd: Decimal
+    energy_usd: Decimal
+
+
 def decision_write(
     *,
     decision_id: str,
@@ -150,8 +161,9 @@ def decision_write(
     priority: Priority | None = None,
     confidence: float | None = None,
     components: dict[str, Any] | None = None,
+    costs: JobCosts | None = None,
 ) -> Write:
-    """The `routing_decisions` row of one decision."""
+    """The `routing_decisions` row of one decision, with what its job cost."""
     return Write.insert_new(
         "routing_decisions",
         ("decision_id",),
@@ -168,6 +180,9 @@ def decision_write(
                 "threshold": policy.accept_threshold,
                 "components": components,
                 "policy_version": policy.version,
+                "all_cloud_usd": costs.all_cloud_usd if costs else None,
+                "cloud_usd": costs.cloud_usd if costs else None,
+                "energy_usd": costs.energy_usd if costs else None,
             }
         ],
     )

@@ -163,6 +163,15 @@ class CostOptions(BaseModel):
         description="Complete weeks with data needed before the break-even month is projected.",
     )
     gpu_watts: Decimal = Field(Decimal("350"), ge=0, description="GPU power draw while answering.")
+    gpu_idle_watts: Decimal = Field(
+        Decimal("228"),
+        ge=0,
+        description="Draw of the GPU machine while on and not answering (228 W is the owner's "
+        "plan: about $20 a month on 24/7 at $0.12/kWh).",
+    )
+    gpu_hours_per_week: Decimal = Field(
+        Decimal("168"), ge=0, le=168, description="Hours a week the GPU machine is on (24/7: 168)."
+    )
     usd_per_kwh: Decimal = Field(Decimal("0.12"), ge=0, description="Electricity price.")
     timezone: str = Field("UTC", description="Timezone of budget weeks and reports.")
 

@@ -103,21 +103,42 @@ def _(ledger, mo):
 
 @app.cell
 def _(creator, ledger, mo, model):
-    sliced = ledger.frame(
+    # Savings per job: what one direct reference-model call would have cost for each
+    # decision, minus what its calls cost (decisions from before migration 7 have no figures).
+    by_creator = ledger.frame(
         """
-        SELECT coalesce(c.name, '(prompts)') AS creator, l.model, l.provider,
-               count(*) AS calls, sum(l.cost_usd) AS cloud_usd, sum(l.energy_usd) AS energy_usd,
-               sum(l.cloud_equivalent_usd) AS cloud_equivalent_usd,
-               sum(l.cloud_equivalent_usd - l.cost_usd - l.energy_usd) AS savings_usd
+        SELECT coalesce(c.name, '(prompts and questions)') AS creator, count(*) AS jobs,
+               sum(d.cloud_usd) AS cloud_usd, sum(d.energy_usd) AS energy_usd,
+               sum(d.all_cloud_usd) AS all_cloud_usd,
+               sum(d.all_cloud_usd - d.cloud_usd - d.energy_usd) AS savings_usd
+        FROM routing_decisions d
+        LEFT JOIN videos v USING (video_id)
+        LEFT JOIN creators c ON c.channel_id = v.channel_id
+        WHERE d.all_cloud_usd IS NOT NULL AND (? = 'all' OR c.name = ?)
+        GROUP BY ALL ORDER BY savings_usd DESC
+        """,
+        [creator.value, creator.value],
+    )
+    by_model = ledger.frame(
+        """
+        SELECT l.model, l.provider, count(*) AS calls, sum(l.cost_usd) AS cloud_usd,
+               sum(l.energy_usd) AS energy_usd
         FROM llm_calls l
         LEFT JOIN videos v USING (video_id)
         LEFT JOIN creators c ON c.channel_id = v.channel_id
         WHERE (? = 'all' OR c.name = ?) AND (? = 'all' OR l.model = ?)
-        GROUP BY ALL ORDER BY savings_usd DESC
+        GROUP BY ALL ORDER BY cloud_usd DESC
         """,
         [creator.value, creator.value, model.value, model.value],
     )
-    mo.vstack([mo.md("## By creator and model (all time)"), mo.ui.table(sliced)])
+    mo.vstack(
+        [
+            mo.md("## Savings by creator (all time, per job, before the GPU's idle draw)"),
+            mo.ui.table(by_creator),
+            mo.md("## Calls by model (all time)"),
+            mo.ui.table(by_model),
+        ]
+    )
     return
 
 

@@ -5,6 +5,7 @@ test_faults) covers the same routes through Prefect and the real clients."""
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 from pathlib import Path
 
@@ -203,3 +204,73 @@ def test_the_week_gets_at_least_its_minimum_of_shadow_reviews(ledger: Ledger) ->
         models.engine.run(VideoAnalysis(job, TALK, models.policy))
     assert [request.purpose for request in models.cloud.requests] == ["shadow", "shadow"]
     assert models.rows("SELECT count(*) AS n FROM shadow_reviews") == [{"n": 2}]
+
+
+# -- what each job would have cost all in the cloud (issue 11.1) -----------------------------
+# The reference model claude-sonnet-5 bills $2 per million input tokens, $0.20 per million
+# read from the cache and $10 per million output; a scripted call counts 3 characters a
+# token and keeps the local GPU busy 1 s (350 W at $0.12/kWh: $0.000011666... a second).
+INPUT, CACHED, OUTPUT = Decimal("2e-6"), Decimal("0.2e-6"), Decimal("10e-6")
+ONE_LOCAL_SECOND = Decimal("0.000011666667")
+SYSTEM = "You are a helpful, precise assistant. Answer concisely."  # 55 chars: 19 tokens
+
+
+def job_costs(models: Models) -> dict[str, Decimal]:
+    [row] = models.rows("SELECT route, all_cloud_usd, cloud_usd, energy_usd FROM routing_decisions")
+    return row
+
+
+def test_a_local_answer_is_priced_as_the_direct_call_it_replaced(ledger: Ledger) -> None:
+    models = Models(ledger)
+    models.local.handler = lambda request: "a" * 300  # 100 tokens
+    models.engine.run(PromptJob("p" * 3_000, Priority.low))  # 1,000 tokens
+    # The system prompt read from the cache, the prompt as input, the local answer's length.
+    assert job_costs(models) == {
+        "route": "local_accept",
+        "all_cloud_usd": 19 * CACHED + 1_000 * INPUT + 100 * OUTPUT,  # 0.0030038
+        "cloud_usd": Decimal(0),
+        "energy_usd": ONE_LOCAL_SECOND,
+    }
+
+
+def test_a_refined_answer_counts_once_and_pays_for_both_calls(ledger: Ledger) -> None:
+    models = Models(ledger)
+
+    def cut(request: ModelRequest) -> ModelAnswer:
+        call = ModelCall("ollama", "llama3.2", request.purpose, Usage(10, 256), 1.0, busy_ns=10**9)
+        return ModelAnswer(call, "word " * 256, answer_cut=True)
+
+    models.local.handler = cut
+    models.cloud.handler = lambda request: "b" * 600  # 200 tokens
+    models.engine.run(PromptJob("p" * 3_000, Priority.low))
+    [refine] = models.cloud.requests
+    refine_input = 19 + math.ceil(len(refine.user) / 3)
+    costs = job_costs(models)
+    # One direct call, answered as the cloud answered: not the draft's and the refine's tokens.
+    assert costs["all_cloud_usd"] == 19 * CACHED + 1_000 * INPUT + 200 * OUTPUT  # 0.0040038
+    assert costs["cloud_usd"] == refine_input * INPUT + 200 * OUTPUT
+    assert costs["energy_usd"] == ONE_LOCAL_SECOND
+    # It cost more than going direct: a loss, where per-call repricing showed a saving.
+    saved = costs["all_cloud_usd"] - costs["cloud_usd"] - costs["energy_usd"]
+    assert saved < 0
+    [repriced] = models.rows("SELECT sum(cloud_equivalent_usd) AS usd FROM llm_calls")
+    assert repriced["usd"] - costs["cloud_usd"] - costs["energy_usd"] > 0
+
+
+def test_a_direct_cloud_answer_saves_nothing(ledger: Ledger) -> None:
+    models = Models(ledger)
+    models.cloud.handler = lambda request: "c" * 300
+    models.engine.run(PromptJob("p" * 3_000, Priority.low, force_cloud=True))
+    costs = job_costs(models)
+    assert costs["route"] == "cloud_direct"
+    assert costs["all_cloud_usd"] == costs["cloud_usd"] == 1_019 * INPUT + 100 * OUTPUT
+    assert costs["energy_usd"] == 0
+
+
+def test_a_deferred_video_would_have_cost_nothing_yet(ledger: Ledger) -> None:
+    models = Models(ledger, when_cloud_fails="deferred")
+    models.local.handler, models.cloud.handler = careless, cloud_down
+    assert models.video().route is Route.deferred
+    costs = job_costs(models)
+    assert costs["all_cloud_usd"] == 0 and costs["cloud_usd"] == 0
+    assert costs["energy_usd"] > 0  # the draft's GPU time was spent all the same

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
 
-from creatorkb.calls import ModelCall, Usage
+from creatorkb.calls import ModelCall, ModelRequest, Usage
 from creatorkb.errors import SettingsError
+from creatorkb.gpu_time import BusyClock
+from creatorkb.local_model import LocalModel
 from creatorkb.pricing import call_costs, call_row, price
-from creatorkb.settings import CostOptions
+from creatorkb.settings import CostOptions, OllamaOptions
+from tests.servers.ollama import FakeOllama
 
 MTOK = Decimal(1_000_000)
 
@@ -71,3 +75,32 @@ def test_a_failed_call_is_recorded_at_no_cost() -> None:
     call = ModelCall("anthropic", "claude-sonnet-5", "refine", Usage(), 30.0, "OverloadedError")
     row = call_row(call, CostOptions(), flow_run_id="run", video_id="v", decision_id=None)
     assert (row["status"], row["error_type"], row["cost_usd"]) == ("error", "OverloadedError", 0)
+
+
+# -- energy as the GPU spends it (issue 11.2) ---------------------------------------------
+
+
+def test_overlapping_requests_charge_the_union_of_their_busy_time() -> None:
+    clock = BusyClock()
+    assert clock.charge(0, 10) == 10
+    assert clock.charge(5, 15) == 5  # 5..10 was charged already
+    assert clock.charge(0, 15) == 0
+    assert clock.charge(20, 30) == 10
+    assert clock.charge(12, 25) == 5  # only 15..20 is new
+    assert clock.charge(30, 30) == 0
+
+
+def test_requests_served_in_parallel_are_charged_once_through_the_real_client() -> None:
+    # Four requests at once on a server answering them in parallel: each reports its own
+    # total_duration, and they overlap; the energy is for the time the GPU was busy at all.
+    with FakeOllama(cold_load_s=0.0, parallel=4, latency_s=0.5) as ollama:
+        local = LocalModel(OllamaOptions(host=ollama.url, parallel=4, max_output_tokens=256))
+        request = ModelRequest("system", "say hi", "prompt", model="llama3.2")
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: local.generate(request), range(4)))
+    own = [answer.call.detail["busy_ms"] * 1e6 for answer in answers]
+    charged = sum(answer.call.busy_ns for answer in answers)
+    assert all(ms > 0 for ms in own)
+    assert charged < 0.5 * sum(own)  # not four times the same moment
+    assert charged >= max(own) * 0.99
+    assert {answer.call.detail["host"] for answer in answers} == {ollama.url}

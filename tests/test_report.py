@@ -23,7 +23,14 @@ SEED_MODEL = "claude-sonnet-4-5"  # $3 / $15 per million tokens: the owner's $0.
 SEED_USAGE = Usage(input_tokens=10_000, output_tokens=4_000)
 # Savings are measured against the seed model; the GPU draws 350 W at $0.12/kWh, so an
 # hour of Ollama work is 0.35 kWh = $0.042 and six minutes $0.0042.
-COSTS = CostOptions(reference_model=SEED_MODEL, timezone=BERLIN, projection_weeks=3)
+# The machine idles at 100 W and is on 10 hours a week: an idle hour costs $0.012.
+COSTS = CostOptions(
+    reference_model=SEED_MODEL,
+    timezone=BERLIN,
+    projection_weeks=3,
+    gpu_idle_watts=Decimal(100),
+    gpu_hours_per_week=Decimal(10),
+)
 HOUR_NS = 3_600_000_000_000
 SIX_MINUTES_NS = HOUR_NS // 10
 BUDGET = Decimal(10)
@@ -177,8 +184,19 @@ def call(
     return call_row(recorded, COSTS, flow_run_id="run", video_id=video_id, decision_id=None)
 
 
-def decision(decision_id: str, ts: datetime, video_id: str | None, route: str) -> dict[str, Any]:
+def decision(
+    decision_id: str,
+    ts: datetime,
+    video_id: str | None,
+    route: str,
+    job: tuple[str, str, str] = ("0", "0", "0"),
+) -> dict[str, Any]:
+    """A routing decision; `job`: its all-cloud counterfactual, cloud dollars and energy."""
+    all_cloud, cloud, energy = (Decimal(figure) for figure in job)
     return {
+        "all_cloud_usd": all_cloud,
+        "cloud_usd": cloud,
+        "energy_usd": energy,
         "decision_id": decision_id,
         "ts": ts,
         "flow_run_id": "run",
@@ -241,14 +259,20 @@ def week_ledger_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # After the week (Monday 00:30 in Berlin): not counted anywhere.
         call("O2", berlin(11, 23, 0, 30), "anthropic", "direct", "crit-1", SEED_USAGE, 9_000),
     ]  # fmt: skip
+    # Each job: what one direct seed-model call would have cost, what its calls cost.
     decisions = [
-        decision("D1", berlin(11, 16, 11), "med-2", "local_accept"),
-        decision("D2", berlin(11, 17, 11), "med-3", "cloud_refine"),
-        decision("D3", berlin(11, 18, 11), "crit-1", "cloud_direct"),  # did not start locally
-        decision("D4", berlin(11, 19, 11), None, "cloud_refine"),  # a prompt, not a video
-        decision("D5", berlin(11, 19, 12), "low-4", "fallback_local"),
-        decision("D6", berlin(11, 23, 1), "med-3", "cloud_refine"),  # next week
-    ]
+        decision("D0", berlin(10, 1, 12), None, "local_accept", ("0.09", "0", "0.042")),  # O3
+        decision("D00", berlin(11, 15, 23, 31), "med-2", "deferred"),  # O1; nothing done
+        # D1: L1 and its shadow C4; D2: L2 refined by C1 (direct would be 2k in, 1k out).
+        decision("D1", berlin(11, 16, 11), "med-2", "local_accept", ("0.09", "0.09", "0.042")),
+        decision("D2", berlin(11, 17, 11), "med-3", "cloud_refine", ("0.021", "0.024", "0.0042")),
+        decision("D3", berlin(11, 18, 11), "crit-1", "cloud_direct", ("0.09", "0.09", "0")),
+        decision("D4", berlin(11, 19, 11), None, "local_accept", ("0.003", "0", "0.0042")),  # L3
+        decision("D5", berlin(11, 19, 12), "low-4", "fallback_local", ("0.003", "0", "0.0042")),
+        decision("D6", berlin(11, 23, 1), "med-3", "cloud_refine", ("0.09", "0.09", "0")),
+        decision("D7", berlin(11, 22, 23, 31), None, "local_accept"),  # before migration 7
+    ]  # fmt: skip
+    decisions[-1].update(all_cloud_usd=None, cloud_usd=None, energy_usd=None)
     reviews = [
         shadow("med-2", berlin(11, 20, 10), good_enough=True),
         shadow("med-3", berlin(11, 21, 10), good_enough=False),
@@ -316,9 +340,16 @@ def test_the_headline_figures_of_a_week_match_a_count_by_hand(report: WeeklyRepo
     assert report.cloud_usd == Decimal("0.204")  # C1 0.024 + C2 0.09 + C4 0.09
     assert report.energy_usd == Decimal("0.0588")  # one hour (0.042) + 4 x six minutes
     # L1 0.09, L2 0.021, L3 L4 L5 0.003 each, and the three answered cloud calls
+    # Per call, repriced: what the report counted as savings before (0.324 - 0.204 - 0.0588
+    # = +0.0612), though the shadow and the refine were paid on top of local work.
     assert report.cloud_equivalent_usd == Decimal("0.324")
-    assert report.savings_usd == Decimal("0.0612")  # 0.324 - 0.204 - 0.0588
-    assert report.savings_percent == pytest.approx(0.0612 / 0.324 * 100)
+    # Per job: D1 -0.042, D2 -0.0072, D3 0, D4 -0.0012, D5 -0.0012 (D7 has no figures).
+    assert (report.jobs, report.all_cloud_usd) == (5, Decimal("0.207"))
+    # 0.49 kWh at 350 W is 1.4 hours answering; 8.6 idle hours at 100 W, $0.12/kWh.
+    assert report.busy_hours == pytest.approx(1.4)
+    assert report.idle_usd == Decimal("0.1032")
+    assert report.savings_usd == Decimal("-0.1548")  # -0.0516 - 0.1032
+    assert report.savings_percent == pytest.approx(-0.1548 / 0.207 * 100)
     assert report.local_share_calls == pytest.approx(5 / 8)  # the failed call did no work
     # local 14k + 3k + 3 x 1k; cloud 13k (with 10k cache reads) + 2 x 14k
     assert report.local_share_tokens == pytest.approx(20_000 / 61_000)
@@ -368,23 +399,28 @@ def test_latency_days_and_history(report: WeeklyReport) -> None:
         ("anthropic", 3, 8_000, pytest.approx(8_900)),
         ("ollama", 5, 1_000, pytest.approx(16_800)),
     ]
-    assert [(d.day.day, d.cloud_usd, d.energy_usd, d.local_share_calls) for d in report.days] == [
-        (16, Decimal("0"), Decimal("0.0462"), 1.0),
-        (17, Decimal("0.024"), Decimal("0.0042"), 0.5),
-        (18, Decimal("0.09"), Decimal("0"), 0.0),
-        (19, Decimal("0"), Decimal("0.0042"), 1.0),
-        (20, Decimal("0.09"), Decimal("0"), 0.0),
-        (21, Decimal("0"), Decimal("0"), None),
-        (22, Decimal("0"), Decimal("0.0042"), 1.0),
+    days = [
+        (d.day.day, d.cloud_usd, d.energy_usd, d.all_cloud_usd, d.local_share_calls)
+        for d in report.days
     ]
-    # Each earlier week: one local seed call, 0.09 - 0.042 saved.
+    assert days == [
+        (16, Decimal("0"), Decimal("0.0462"), Decimal("0.09"), 1.0),
+        (17, Decimal("0.024"), Decimal("0.0042"), Decimal("0.021"), 0.5),
+        (18, Decimal("0.09"), Decimal("0"), Decimal("0.09"), 0.0),
+        (19, Decimal("0"), Decimal("0.0042"), Decimal("0.006"), 1.0),
+        (20, Decimal("0.09"), Decimal("0"), Decimal("0"), 0.0),
+        (21, Decimal("0"), Decimal("0"), Decimal("0"), None),
+        (22, Decimal("0"), Decimal("0.0042"), Decimal("0"), 1.0),
+    ]
+    # W40: the seed prompt answered locally, 0.09 - 0.042 saved, less 9 idle hours (0.108).
+    # W46: one hour of a draft that was deferred: nothing saved, 9 idle hours (0.108).
     assert [
         (w.week, w.local_share_calls, w.savings_usd, w.cumulative_savings_usd)
         for w in report.history
     ] == [
-        ("2026-W40", 1.0, Decimal("0.048"), Decimal("0.048")),
-        ("2026-W46", 1.0, Decimal("0.048"), Decimal("0.096")),
-        ("2026-W47", 0.625, Decimal("0.0612"), Decimal("0.1572")),
+        ("2026-W40", 1.0, Decimal("-0.06"), Decimal("-0.06")),
+        ("2026-W46", 1.0, Decimal("-0.108"), Decimal("-0.168")),
+        ("2026-W47", 0.625, Decimal("-0.1548"), Decimal("-0.3228")),
     ]
 
 
@@ -392,26 +428,30 @@ def test_the_return_on_the_gpu_after_the_week(report: WeeklyReport) -> None:
     roi = report.roi
     assert roi.gpu_price_usd == Decimal(1200)
     assert round(roi.amortised_per_week_usd, 6) == Decimal("7.692308")
-    assert round(roi.net_this_week_usd, 6) == Decimal("-7.631108")  # 0.0612 - 7.692308
-    assert roi.cumulative_savings_usd == Decimal("0.1572")
-    assert roi.position_usd == Decimal("-1199.8428")
-    assert roi.monthly_savings_usd == Decimal("0.2652")  # 0.0612 x 52 / 12
-    # 1199.8428 / 0.2652 = 4524.3 -> 4525 whole months from December 2026
-    assert roi.break_even_month == "2403-12"
+    assert round(roi.net_this_week_usd, 6) == Decimal("-7.847108")  # -0.1548 - 7.692308
+    assert roi.cumulative_savings_usd == Decimal("-0.3228")
+    assert roi.position_usd == Decimal("-1200.3228")
+    assert roi.monthly_savings_usd == Decimal("-0.6708")  # -0.1548 x 52 / 12
+    assert roi.break_even_month is None and roi.break_even == "never at this rate"
 
 
 @pytest.mark.parametrize(
-    ("gpu_price", "break_even"),
+    ("gpu_price", "idle_watts", "break_even"),
     [
-        ("1", "2027-03"),  # 0.8428 still to save at 0.2652 a month: 4 months from December
-        ("0.1", "2026-11"),  # covered by 2026-W47 (0.1572)
-        ("0.04", "2026-10"),  # covered already by 2026-W40 (0.048)
+        # No shadow in D1 and no idle draw: W40 +0.048, W46 0, W47 +0.0384 (0.0864 in all).
+        ("0.04", "0", "2026-10"),  # covered already by 2026-W40
+        ("0.08", "0", "2026-11"),  # covered by 2026-W47
+        ("1", "0", "2027-05"),  # 0.9136 still to save at 0.1664 a month: 6 months from Dec
+        ("1", "100", None),  # the idle hours make every week a loss: never
     ],
 )
 def test_break_even_is_projected_or_the_month_savings_covered_the_gpu(
-    week_ledger: Ledger, gpu_price: str, break_even: str
+    week_ledger: Ledger, gpu_price: str, idle_watts: str, break_even: str | None
 ) -> None:
-    costs = COSTS.model_copy(update={"gpu_price_usd": Decimal(gpu_price)})
+    with week_ledger.transaction() as connection:
+        connection.execute("UPDATE routing_decisions SET cloud_usd = 0 WHERE decision_id = 'D1'")
+    update = {"gpu_price_usd": Decimal(gpu_price), "gpu_idle_watts": Decimal(idle_watts)}
+    costs = COSTS.model_copy(update=update)
     assert weekly_report(week_ledger, WEEK, costs, BUDGET).roi.break_even_month == break_even
 
 
@@ -424,7 +464,8 @@ def test_an_empty_ledger_reports_zeros_and_no_shares(ledger: Ledger) -> None:
     report = weekly_report(ledger, WEEK, COSTS, Decimal(0), now=NOW)
 
     assert (report.calls, report.failed_calls) == (0, 0)
-    assert report.cloud_usd == report.energy_usd == report.savings_usd == 0
+    assert report.cloud_usd == report.energy_usd == 0
+    assert report.savings_usd == -report.idle_usd == Decimal("-0.12")  # 10 idle hours
     assert report.savings_percent is None
     assert report.local_share_calls is None and report.local_share_tokens is None
     assert report.local_share_met is False
@@ -456,12 +497,12 @@ def test_the_markdown_and_table_show_the_headline(report: WeeklyReport) -> None:
     )
     for row in [
         "| Cloud spend | $0.2040 |",
-        "| Savings | $0.0612 (18.9%) |",
+        "| Savings | -$0.1548 (-74.8%) |",
         "| Local share of calls | 62.5% (target 80%: missed) |",
         "| Escalation rate | 33.3% (1 of 3 local starts refined in the cloud) |",
         "| Local accept precision | 50.0% (95% interval 9%-91%, 2 shadow samples) |",
         "| Budget used | $0.2040 of $10.00 (2.0%) |",
-        "| Break-even | 2403-12 |",
+        "| Break-even | never at this rate |",
         "| crit-1 | Tools & <tricks> \\| part 1 | Critical Carla | $0.0900 | 2 |",
         "| ollama | 5 | 1,000 | 16,800 |",
     ]:
@@ -478,7 +519,7 @@ def test_the_html_page_is_self_contained_with_three_charts(report: WeeklyReport)
     assert page.startswith("<!doctype html>")
     assert page.count("<svg") == 3
     assert "Tools &amp; &lt;tricks&gt; | part 1" in page and TRICKY_TITLE not in page
-    for figure in ["2026-W47", "$0.2040", "62.5%", "33.3%", "2403-12", "2026-W40"]:
+    for figure in ["2026-W47", "$0.2040", "62.5%", "33.3%", "never at this rate", "2026-W40"]:
         assert figure in page
     for external in ["<script", "<link", "src=", "@import", "url(http", 'href="http']:
         assert external not in page
@@ -500,8 +541,8 @@ def test_a_report_is_recorded_once_per_week_and_reads_back_whole(
     )
     assert (row["cloud_usd"], row["savings_usd"], row["break_even_month"]) == (
         Decimal("0.204"),
-        Decimal("0.0612"),
-        "2403-12",
+        Decimal("-0.1548"),
+        None,
     )
     assert row["local_share_calls"] == pytest.approx(0.625)
     assert WeeklyReport.model_validate_json(row["report"]) == again
@@ -539,14 +580,14 @@ def test_a_week_not_over_yet_is_marked_partial_and_not_counted_for_projection(
 
 def test_net_after_amortisation_stands_beside_the_savings(report: WeeklyReport) -> None:
     markdown = report.to_markdown()
-    assert "**Savings against all-cloud: 18.9%** · **Net after GPU amortisation: -$7.63**" in (
+    assert "**Savings against all-cloud: -74.8%** · **Net after GPU amortisation: -$7.85**" in (
         markdown
     )
-    [savings, net] = [row[0] for row in report.headline().rows][4:6]
+    [savings, net] = [row[0] for row in report.headline().rows][5:7]
     assert (savings, net) == ("Savings", "Net after GPU amortisation")
     page = render_html(report)
-    assert "<strong>-$7.63</strong>Net after GPU amortisation" in page
+    assert "<strong>-$7.85</strong>Net after GPU amortisation" in page
     # The cost chart carries the all-cloud counterfactual of each day.
     [axes] = cost_per_day_chart(report).axes
     assert "all-cloud" in [text.get_text() for text in axes.get_legend().get_texts()]
-    assert sum(day.all_cloud_usd for day in report.days) == report.cloud_equivalent_usd
+    assert sum(day.all_cloud_usd for day in report.days) == report.all_cloud_usd
