@@ -1,7 +1,8 @@
 """Memory benchmark: peak RSS of `kb analyze` while it analyses 10,000 videos against
-loopback model servers (no latency: the run is as busy as it can be).
+loopback model servers (no latency: the run is as busy as it can be), with transcripts as
+long as real ones (about 40,000 characters: read in parts and merged, then indexed).
 
-    .venv/bin/python bench/memory.py [--videos 10000]
+    .venv/bin/python bench/memory.py [--videos 10000] [--transcript-chars 40000]
 
 Target: peak RSS under 500 MB.
 """
@@ -35,9 +36,22 @@ TALK = (
 MEDIUM, CRITICAL = "UCmediummmmmmmmmmmmmmmmm", "UCcriticalccccccccccccccc"
 
 
+def transcript(number: int, chars: int) -> str:
+    """A transcript of about `chars` characters, its sentences numbered so no two videos
+    (and no two parts of one) read alike."""
+    sentences, length, n = [], 0, 0
+    while length < chars:
+        sentence = f"In part {n} of video {number} we tune step {n * 7 % 31}. {TALK}"
+        sentences.append(sentence)
+        length += len(sentence) + 1
+        n += 1
+    return " ".join(sentences)[:chars]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10_000)
+    parser.add_argument("--transcript-chars", type=int, default=40_000)
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as directory,
@@ -56,7 +70,7 @@ def main() -> None:
                     f"vid{i:08d}",
                     CRITICAL if kinds[i % 4] == "critical" else MEDIUM,
                     f"{kinds[i % 4]} {i}",
-                    TALK,
+                    transcript(i, args.transcript_chars),
                 )
                 for i in range(args.videos)
             ],
@@ -87,8 +101,8 @@ def main() -> None:
         sys.exit(f"kb analyze failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
-        f"kb analyze: {args.videos:,} videos in {elapsed:.0f} s "
-        f"({args.videos / elapsed:.1f} videos/s)"
+        f"kb analyze: {args.videos:,} videos of {args.transcript_chars:,} characters in "
+        f"{elapsed:.0f} s ({args.videos / elapsed:.1f} videos/s)"
     )
     print(f"peak RSS of the kb process: {peak_mb:.0f} MB")
     print(f"target < 500 MB: {'met' if peak_mb < 500 else 'MISSED'}")

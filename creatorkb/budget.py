@@ -3,8 +3,12 @@
 A reservation is an upper estimate of a call's cost, written to the ledger in the same
 transaction that checks it fits: spent this week + open reservations + this one <= budget.
 After the call it is settled (the real cost is in `llm_calls` from then on) or released.
-A reservation left open by a killed process stops counting at once (its process is gone), and
-any reservation stops counting when it expires.
+
+A reservation is written with `sent_at`: the call is on record before it is sent. If its
+answer never comes back (the process is killed, or the client times out, after Anthropic
+may have billed), the reservation stays open as the bound of what was possibly billed, and
+the budget counts it for the rest of its week. Reservations from before kb recorded
+`sent_at` stop counting when their process is gone or they expire, as they always did.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -72,16 +77,25 @@ class Budget:
             [start],
         ).fetchall()
         held = connection.execute(
-            "SELECT holder, sum(amount_usd) FROM budget_reservations "
-            "WHERE status = 'open' AND week_start = ? AND expires_at > ? GROUP BY holder",
+            "SELECT holder, sent_at IS NOT NULL, sum(amount_usd) FROM budget_reservations "
+            "WHERE status = 'open' AND week_start = ? AND (expires_at > ? OR sent_at IS NOT NULL) "
+            "GROUP BY ALL",
             [start, now],
         ).fetchall()
-        # A killed process's reservations hold nothing: its calls either landed or never will.
-        reserved = sum((amount for holder, amount in held if not is_gone(holder)), Decimal(0))
+        reserved = sum(
+            (amount for holder, sent, amount in held if sent or not is_gone(holder)), Decimal(0)
+        )
         return BudgetStatus(start, self.weekly_usd, Decimal(spent), reserved)
 
-    def reserve(self, amount_usd: Decimal, flow_run_id: str | None = None) -> Reservation:
-        """Set `amount_usd` aside for one call, or raise BudgetExhausted."""
+    def reserve(
+        self,
+        amount_usd: Decimal,
+        flow_run_id: str | None = None,
+        model: str | None = None,
+        purpose: str | None = None,
+    ) -> Reservation:
+        """Set `amount_usd` aside for one call about to be sent (and record it as sent), or
+        raise BudgetExhausted."""
         now = datetime.now(UTC)
         with self.ledger.transaction() as connection:
             status = self._status(connection, now)
@@ -110,6 +124,9 @@ class Budget:
                             "flow_run_id": flow_run_id,
                             "holder": this_process(),
                             "call_id": None,
+                            "sent_at": now,
+                            "model": model,
+                            "purpose": purpose,
                         }
                     ],
                 ),
@@ -121,17 +138,41 @@ class Budget:
         self.ledger.write(self.close(reservation.reservation_id, None))
 
     @staticmethod
-    def close(reservation_id: str, call_id: str | None) -> Write:
+    def close(reservation_id: str, call_id: str | None, *, unanswered: bool = False) -> Write:
         """The write that settles a reservation (its call is recorded, answered) or releases
-        it (None: the call failed and cost nothing)."""
+        it (None: the call failed and cost nothing). A call `unanswered` after it was sent
+        (the client timed out) keeps its reservation open, tied to the call: possibly billed."""
+        status = "open" if unanswered else "settled" if call_id else "released"
         return Write.update_existing(
             "budget_reservations",
             ("reservation_id",),
-            [
-                {
-                    "reservation_id": reservation_id,
-                    "status": "settled" if call_id else "released",
-                    "call_id": call_id,
-                }
-            ],
+            [{"reservation_id": reservation_id, "status": status, "call_id": call_id}],
         )
+
+
+@dataclass(frozen=True)
+class PossiblyBilled:
+    """Cloud calls sent whose answer never came back, and the most they can have cost."""
+
+    calls: int
+    exposure_usd: Decimal
+
+
+# Open reservations of calls sent in a week: possibly_billed() keeps those no live process
+# still waits on.
+SENT_OPEN_SQL = (
+    "SELECT holder, expires_at, call_id, amount_usd FROM budget_reservations "
+    "WHERE status = 'open' AND sent_at >= ? AND sent_at < ?"
+)
+
+
+def possibly_billed(rows: list[dict[str, Any]], now: datetime | None = None) -> PossiblyBilled:
+    """Of the SENT_OPEN_SQL rows, the calls whose answer will not come back: the process is
+    gone, the reservation expired, or the client gave up (the call is recorded)."""
+    now = now or datetime.now(UTC)
+    lost = [
+        row["amount_usd"]
+        for row in rows
+        if row["call_id"] is not None or row["expires_at"] <= now or is_gone(row["holder"])
+    ]
+    return PossiblyBilled(len(lost), sum(lost, Decimal(0)))

@@ -10,6 +10,10 @@ from creatorkb.ledger import Write
 from creatorkb.pricing import call_row
 from creatorkb.settings import CostOptions
 
+# Failures after the request reached Anthropic, which may have billed it: the client gave up
+# waiting. (Errors Anthropic answered with, 4xx and 5xx, are not billed.)
+SENT_UNANSWERED = frozenset({"APITimeoutError"})
+
 
 def call_writes(
     calls: Sequence[ModelCall],
@@ -26,7 +30,11 @@ def call_writes(
         for call in calls
     ]
     closings = [
-        Budget.close(call.reservation_id, call.call_id if call.ok else None)
+        Budget.close(
+            call.reservation_id,
+            call.call_id if call.ok or call.error_type in SENT_UNANSWERED else None,
+            unanswered=call.error_type in SENT_UNANSWERED,
+        )
         for call in calls
         if call.reservation_id
     ]

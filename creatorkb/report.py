@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, computed_field
 
 from creatorkb import roi
-from creatorkb.budget import week_start
+from creatorkb.budget import SENT_OPEN_SQL, possibly_billed, week_start
 from creatorkb.calibration import Precision, calibrate, wilson
 from creatorkb.errors import InvalidWeek
 from creatorkb.ledger import LedgerReader, Write
@@ -205,6 +205,8 @@ class WeeklyReport(BaseModel):
     all_cloud_usd: Decimal  # what the jobs would have cost as direct reference-model calls
     busy_hours: float  # the GPU's time answering (the union of its busy intervals)
     idle_usd: Decimal  # the GPU machine's draw while on and not answering
+    possibly_billed_calls: int = 0  # cloud calls sent whose answer never came back
+    possibly_billed_usd: Decimal = Decimal(0)  # the most they can have cost (their bound)
     savings_usd: Decimal  # all_cloud_usd - cloud - energy of the jobs - idle
     savings_percent: float | None  # of all_cloud_usd
     local_share_calls: float | None
@@ -273,6 +275,18 @@ class WeeklyReport(BaseModel):
             [
                 ("Calls", f"{self.calls:,} ({self.failed_calls:,} failed)"),
                 ("Cloud spend", usd(self.cloud_usd)),
+                *(
+                    [
+                        (
+                            "Possibly billed",
+                            f"up to {usd(self.possibly_billed_usd)} "
+                            f"({self.possibly_billed_calls:,} calls sent whose answer never "
+                            "came back; the budget counts them)",
+                        )
+                    ]
+                    if self.possibly_billed_calls
+                    else []
+                ),
                 ("Local energy", f"{usd(self.energy_usd)} ({self.busy_hours:,.2f} h answering)"),
                 ("GPU idle", usd(self.idle_usd)),
                 (
@@ -631,6 +645,7 @@ def weekly_report(
     lines: dict[str, list[CostLine]] = {"model": [], "purpose": [], "priority": []}
     for row in ledger.rows(_COST_LINES, bounds):
         lines[row.pop("dimension")].append(CostLine(**row))
+    lost = possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds))
     busy = busy_hours(headline.pop("energy_kwh"), costs)
     idle = idle_usd(busy, costs, week.fraction_elapsed(generated_at))
     savings: Decimal = jobs.pop("job_savings_usd") - idle
@@ -650,6 +665,8 @@ def weekly_report(
         **jobs,
         busy_hours=busy,
         idle_usd=idle,
+        possibly_billed_calls=lost.calls,
+        possibly_billed_usd=lost.exposure_usd,
         savings_usd=savings,
         savings_percent=(
             float(savings / jobs["all_cloud_usd"] * 100) if jobs["all_cloud_usd"] else None

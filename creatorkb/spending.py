@@ -56,7 +56,10 @@ class BudgetedCloud:
         when the week's budget cannot cover the call)."""
         if self.cloud is None or self.cloud.down:
             raise CloudUnavailable(self.down or "the cloud is not asked this run")
-        reservation = self.budget.reserve(self.cloud.max_cost(request), self.flow_run_id)
+        model = request.model or self.cloud.model
+        reservation = self.budget.reserve(
+            self.cloud.max_cost(request), self.flow_run_id, model, request.purpose
+        )
         try:
             answer = self.cloud.generate(request)
         except ModelCallFailed as failure:

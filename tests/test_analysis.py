@@ -342,19 +342,22 @@ def test_the_ledger_reconciles_exactly_with_what_the_servers_reported(
     assert cloud["usd"] == sum(by_hand(usage) for usage in usages)
     assert cloud["read"] == sum(u["cache_read_input_tokens"] for u in usages)
     assert cloud["written"] == sum(u["cache_creation_input_tokens"] for u in usages)
-    # Local calls: $0 billed; energy is Ollama's total_duration x 300 W x $0.25/kWh.
+    # Local calls: $0 billed; each keeps the total_duration Ollama reported, and energy is
+    # the GPU time they added at 300 W x $0.25/kWh: at most the sum of the durations (the
+    # union of their busy intervals: the fake's durations overlap, as parallel requests do).
     local = ledger.rows(
-        "SELECT cost_usd, energy_usd, input_tokens, output_tokens, cloud_equivalent_usd "
-        "FROM llm_calls WHERE provider = 'ollama'"
+        "SELECT cost_usd, energy_usd, input_tokens, output_tokens, cloud_equivalent_usd, "
+        "CAST(detail ->> 'busy_ms' AS DOUBLE) AS busy_ms FROM llm_calls WHERE provider = 'ollama'"
     )
     durations = [reply["total_duration"] for reply in ollama.replies]
-    expected_energy = sum(
+    assert sorted(row["busy_ms"] for row in local) == sorted(round(ns / 1e6, 1) for ns in durations)
+    summed = sum(
         (Decimal(ns) * 300 * Decimal("0.25") / Decimal(3_600_000_000_000_000)).quantize(
             Decimal("1e-12")
         )
         for ns in durations
     )
-    assert sum(row["energy_usd"] for row in local) == expected_energy
+    assert 0 < sum(row["energy_usd"] for row in local) <= summed
     assert {row["cost_usd"] for row in local} == {0}
     rate = {name: Decimal(value) / MTOK for name, value in SONNET_5.items()}
     for row in local:

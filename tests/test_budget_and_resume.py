@@ -6,16 +6,19 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from creatorkb.budget import Budget
 from creatorkb.calls import ModelRequest
 from creatorkb.cloud_model import CloudModel
 from creatorkb.insight import INSIGHT_SCHEMA, SYSTEM_PROMPT, draft_prompt, record_tokens
 from creatorkb.ledger import Ledger
-from creatorkb.settings import AnthropicEnvSettings
+from creatorkb.report import IsoWeek, weekly_report
+from creatorkb.settings import AnthropicEnvSettings, CostOptions
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, fabricated
 from tests.conftest import KB, seed_transcribed
@@ -24,6 +27,7 @@ from tests.servers.ollama import FakeOllama
 from tests.test_analysis import CRITICAL, MEDIUM, PRIORITIES, TALK
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
+NEXT_WEEK = datetime.now(UTC) + timedelta(days=7)  # the report of this week, once it ends
 
 
 def test_the_budget_holds_under_twenty_concurrent_requests(
@@ -136,3 +140,37 @@ def test_a_reservation_is_as_tight_as_the_job_can_need(
     )
     assert len(rows) == 3 and all(row["cost_usd"] <= row["amount_usd"] for row in rows)
     assert max(row["amount_usd"] for row in rows) < Decimal("0.0134")  # 3 fit in $0.04
+
+
+def test_a_call_whose_answer_never_came_back_is_still_counted(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Killed while Anthropic works on the answer (and may bill it): the call is on record
+    # before it is sent, and its reservation stays the bound of what was possibly billed.
+    anthropic.latency_s = 8.0  # longer than kb takes to send it and be killed
+    ledger_path = kb_env / "data" / "kb.duckdb"
+    seed_transcribed(ledger_path, [("vid_lost01", CRITICAL, "a talk", TALK)], PRIORITIES)
+    run = subprocess.Popen([KB, "analyze"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not anthropic.requests_to("/v1/messages"):
+        assert run.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+
+    ledger = Ledger(ledger_path)
+    [held] = ledger.rows(
+        "SELECT status, sent_at IS NOT NULL AS sent, model, purpose, amount_usd "
+        "FROM budget_reservations"
+    )
+    assert held["status"] == "open" and held["sent"] and held["purpose"] == "direct"
+    assert held["model"] == "claude-sonnet-5"
+    budget = Budget(ledger, Decimal(1))
+    assert budget.status().reserved_usd == held["amount_usd"]  # its process is gone: counted
+    report = weekly_report(ledger, IsoWeek.last_complete(NEXT_WEEK, "UTC"), CostOptions(), 1)
+    assert (report.possibly_billed_calls, report.possibly_billed_usd) == (1, held["amount_usd"])
+    assert "| Possibly billed | up to $" in report.to_markdown()
+
+    anthropic.latency_s = 0.0
+    assert analyze_videos().routes == {"cloud_direct": 1}  # the next run does the video
+    assert budget.status().reserved_usd == held["amount_usd"]  # and still counts the first

@@ -7,3 +7,11 @@
 ALTER TABLE routing_decisions ADD COLUMN all_cloud_usd DECIMAL(20, 12);
 ALTER TABLE routing_decisions ADD COLUMN cloud_usd DECIMAL(20, 12);
 ALTER TABLE routing_decisions ADD COLUMN energy_usd DECIMAL(20, 12);
+
+-- A cloud call is recorded before it is sent: its reservation carries `sent_at`, the model
+-- and the purpose. A reservation whose answer never came back (the process was killed, or
+-- the client gave up waiting) stays open as the bound of what may have been billed: the
+-- budget keeps counting it for its week and the report shows it as "possibly billed".
+ALTER TABLE budget_reservations ADD COLUMN sent_at TIMESTAMPTZ;
+ALTER TABLE budget_reservations ADD COLUMN model VARCHAR;
+ALTER TABLE budget_reservations ADD COLUMN purpose VARCHAR;
