@@ -338,12 +338,39 @@ class RoutingEngine:
         reasons: list[str],
         agreement: dict[str, Any] | None = None,
     ) -> Outcome[P]:
-        """The cloud corrects the draft, told why it fell short."""
-        answer = self._ask_cloud(work, "refine", work.job.refine_prompt(draft, reasons))
+        """The cloud corrects the draft, told why it fell short: the policy's refine models
+        in turn, cheapest first, each next one given the previous record and why it failed
+        the same check; the last one's record stands."""
+        job, steps, problems = work.job, [], []
+        current, why = draft, reasons
+        answer: CloudAnswer[P] | NoAnswer = NoAnswer("no refine model")
+        models = self.policy.refine_models
+        for number, model in enumerate(models, start=1):
+            answer = self._cloud_answer(
+                job, work.log, "refine", job.refine_prompt(current, why), model
+            )
+            if not isinstance(answer, CloudAnswer):
+                problems.append(f"{model}: {answer.problem}")
+                steps.append({"model": model, "answered": False})
+                continue
+            checked = job.check(Draft(answer.payload, job.text_of(answer.payload), model=model))
+            steps.append({"model": model, "answered": True, "passed": checked.accepted})
+            if checked.accepted or number == len(models):
+                break
+            current, why = (
+                Draft(answer.payload, job.text_of(answer.payload), model=model),
+                [f"{model}'s record fell short: " + "; ".join(checked.reasons)],
+            )
+            problems.append(why[0])
         if isinstance(answer, CloudAnswer):
             reason = "; ".join(reasons)
-            return self._record(work, Route.cloud_refine, reason, answer, verdict, agreement)
-        return self._cloud_failed(work, answer.problem, draft, verdict)
+            if len(steps) > 1:
+                reason += "; cascade: " + "; ".join(problems) + f"; refined by {answer.model}"
+            cascade = {"cascade": steps, "refined_by": answer.model}
+            return self._record(
+                work, Route.cloud_refine, reason, answer, verdict, agreement, details=cascade
+            )
+        return self._cloud_failed(work, "; ".join(problems), draft, verdict)
 
     def _cloud_failed(
         self, work: _Work[P], problem: str, draft: Draft[P] | None, verdict: Verdict | None
@@ -434,13 +461,14 @@ class RoutingEngine:
         return self._cloud_answer(work.job, work.log, purpose, prompt)
 
     def _cloud_answer(
-        self, job: Job[P], log: CallLog, purpose: Purpose, prompt: str
+        self, job: Job[P], log: CallLog, purpose: Purpose, prompt: str, model: str | None = None
     ) -> CloudAnswer[P] | NoAnswer:
-        """A cloud payload, paid from a budget reservation; or why there is none."""
+        """A cloud payload (from `model`, else the configured one), paid from a budget
+        reservation; or why there is none."""
         try:
             limit = None if purpose == "synthesis" else job.max_output_tokens
             request = ModelRequest(
-                job.system, prompt, job.purpose(purpose), job.schema, max_output_tokens=limit
+                job.system, prompt, job.purpose(purpose), job.schema, model, limit
             )
             answer = log.ask(self.cloud, request)
         except BudgetExhausted as error:
@@ -512,11 +540,17 @@ class RoutingEngine:
         tier: Tier = "local",
         also: list[Write] | None = None,
         decision_id: str | None = None,
+        details: dict[str, Any] | None = None,
     ) -> Outcome[P]:
-        """Write everything this job produced, in one transaction (`also`: more rows of it)."""
+        """Write everything this job produced, in one transaction (`also`: more rows of it;
+        `details`: more of the decision's components)."""
         job, now = work.job, datetime.now(UTC)
         decision_id = decision_id or uuid.uuid4().hex
-        components = {**((verdict.components or {}) if verdict else {}), **(agreement or {})}
+        components = {
+            **((verdict.components or {}) if verdict else {}),
+            **(agreement or {}),
+            **(details or {}),
+        }
         score = agreement["agreement"] if agreement else verdict.score if verdict else None
         if isinstance(result, CloudAnswer):
             payload, tier, model = result.payload, "cloud", result.model

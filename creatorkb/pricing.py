@@ -43,9 +43,15 @@ def price(usage: Usage, model: str, *, batch: bool = False) -> Decimal:
     return (total / 2 if batch else total).quantize(MONEY)
 
 
-def check_priced(model: str) -> None:
-    """Fail early, naming the model, if no price is known for it."""
-    price(Usage(input_tokens=1), model)
+def check_priced(model: str, setting: str | None = None) -> None:
+    """Fail early, naming the model (and the `setting` that names it), if no price is known
+    for it."""
+    try:
+        price(Usage(input_tokens=1), model)
+    except SettingsError as error:
+        if setting is None:
+            raise
+        raise SettingsError(f"{setting}: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,15 @@ class ProviderLatency(BaseModel):
     p95_ms: float
 
 
+class CascadeStep(BaseModel):
+    """One refine model of the cascade in the week: how often it refined, and how often its
+    record passed the confidence check (so the next model was not needed)."""
+
+    model: str
+    refines: int
+    passed: int
+
+
 class DayCosts(BaseModel):
     day: date
     cloud_usd: Decimal
@@ -226,6 +235,7 @@ class WeeklyReport(BaseModel):
     cost_by_priority: list[CostLine]  # creator priority; calls without a video are "prompts"
     costliest_videos: list[CostlyVideo]
     latency: list[ProviderLatency]
+    cascade: list[CascadeStep] = []  # the refine models, in the order they were tried
     days: list[DayCosts]
     history: list[WeekSavings]  # every week with calls, up to this one
     weeks_with_data: list[str]  # every week with calls, before and after this one
@@ -349,6 +359,11 @@ class WeeklyReport(BaseModel):
                     )
                     for d in self.days
                 ],
+            ),
+            Section(
+                "Refine cascade",
+                ("model", "refines", "record passed the check"),
+                [(c.model, f"{c.refines:,}", f"{c.passed:,}") for c in self.cascade],
             ),
             Section(
                 "Latency",
@@ -555,6 +570,20 @@ LEFT JOIN creators cr ON cr.channel_id = v.channel_id
 ORDER BY s.cloud_usd DESC, s.video_id
 """
 
+_CASCADE = f"""
+WITH steps AS (
+    SELECT unnest(CAST(components -> 'cascade' AS JSON[])) AS step,
+           generate_subscripts(CAST(components -> 'cascade' AS JSON[]), 1) AS position
+    FROM routing_decisions
+    WHERE {_IN_WEEK} AND (components -> 'cascade') IS NOT NULL
+)
+SELECT json_extract_string(step, '$.model') AS model, count(*) AS refines,
+       count(*) FILTER (WHERE json_extract_string(step, '$.passed') = 'true') AS passed
+FROM steps
+WHERE json_extract_string(step, '$.answered') = 'true'
+GROUP BY 1 ORDER BY min(position), model
+"""
+
 _LATENCY = f"""
 SELECT provider, count(*) AS calls, quantile_cont(latency_ms, 0.5) AS p50_ms,
        quantile_cont(latency_ms, 0.95) AS p95_ms
@@ -684,6 +713,10 @@ def weekly_report(
         cost_by_priority=lines["priority"],
         costliest_videos=[CostlyVideo(**row) for row in ledger.rows(_COSTLIEST_VIDEOS, bounds)],
         latency=[ProviderLatency(**row) for row in ledger.rows(_LATENCY, bounds)],
+        cascade=[
+            CascadeStep(model=r["model"], refines=r["refines"], passed=r["passed"])
+            for r in ledger.rows(_CASCADE, bounds)
+        ],
         days=[
             DayCosts(**row)
             for row in ledger.rows(

@@ -100,6 +100,12 @@ class RoutingPolicy(BaseModel):
     synthesizer: Literal["local", "cloud"] = Field(
         "local", description="Who builds the consensus answer from the models' answers."
     )
+    refine_models: list[str] = Field(
+        default_factory=lambda: ["claude-haiku-5-5", "claude-sonnet-5"],
+        min_length=1,
+        description="Cloud models that refine a draft, cheapest first: when one's record "
+        "fails the same confidence check, the next refines it, told why.",
+    )
     when_cloud_fails: Literal["fallback_local", "deferred"] = Field(
         "fallback_local",
         description="Keep the local answer (flagged) or defer the video to the next run.",

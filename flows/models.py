@@ -38,8 +38,10 @@ def configuration() -> Configuration:
         ollama=load_options(OllamaOptions),
         anthropic=load_options(AnthropicOptions),
     )
-    check_priced(config.costs.reference_model)
-    check_priced(config.anthropic.model)
+    for model in (config.costs.reference_model, config.anthropic.model):
+        check_priced(model)
+    for model in config.policy.refine_models:
+        check_priced(model, "KB_POLICY_REFINE_MODELS")
     return config
 
 

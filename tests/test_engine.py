@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from creatorkb.engine import RoutingEngine
 from creatorkb.errors import CloudUnavailable, LocalUnavailable, NoModelAnswered
 from creatorkb.ledger import Ledger
 from creatorkb.prompting import PromptJob
+from creatorkb.report import IsoWeek, weekly_report
 from creatorkb.roster import Priority
 from creatorkb.routing import Route, RoutingPolicy, Start
 from creatorkb.scripted import ScriptedModel
@@ -234,7 +236,7 @@ def test_a_local_answer_is_priced_as_the_direct_call_it_replaced(ledger: Ledger)
 
 
 def test_a_refined_answer_counts_once_and_pays_for_both_calls(ledger: Ledger) -> None:
-    models = Models(ledger)
+    models = Models(ledger, refine_models=["claude-sonnet-5"])  # refined at the reference
 
     def cut(request: ModelRequest) -> ModelAnswer:
         call = ModelCall("ollama", "llama3.2", request.purpose, Usage(10, 256), 1.0, busy_ns=10**9)
@@ -274,3 +276,66 @@ def test_a_deferred_video_would_have_cost_nothing_yet(ledger: Ledger) -> None:
     costs = job_costs(models)
     assert costs["all_cloud_usd"] == 0 and costs["cloud_usd"] == 0
     assert costs["energy_usd"] > 0  # the draft's GPU time was spent all the same
+
+
+# -- a cheaper cloud model first (issue 12.2) ------------------------------------------------
+
+
+def test_a_refine_goes_to_the_cheapest_model_first_and_up_the_cascade_when_it_falls_short(
+    ledger: Ledger,
+) -> None:
+    models = Models(ledger)  # refine_models: claude-haiku-5-5, then claude-sonnet-5
+    models.local.handler = careless
+
+    def haiku_careless(request: ModelRequest) -> str:
+        return careless(request) if request.model == "claude-haiku-5-5" else careful(request)
+
+    models.cloud.handler = haiku_careless
+    outcome = models.video("hype")
+    assert outcome.route is Route.cloud_refine and outcome.model == "claude-sonnet-5"
+    first, second = models.cloud.requests
+    assert (first.model, second.model) == ("claude-haiku-5-5", "claude-sonnet-5")
+    assert "claude-haiku-5-5's record fell short" in second.user  # told why
+    assert "cascade: claude-haiku-5-5's record fell short" in outcome.reason
+    assert outcome.reason.endswith("refined by claude-sonnet-5")
+    [decision] = models.rows("SELECT components ->> 'refined_by' AS model FROM routing_decisions")
+    assert decision["model"] == "claude-sonnet-5"
+    calls = models.rows("SELECT model, purpose FROM llm_calls WHERE provider = 'anthropic'")
+    assert [c["model"] for c in calls] == ["claude-haiku-5-5", "claude-sonnet-5"]
+    # The weekly report says how often each step was enough.
+    week = IsoWeek.last_complete(datetime.now(UTC) + timedelta(days=7), "UTC")
+    report = weekly_report(ledger, week, CostOptions(), Decimal(10))
+    assert [(c.model, c.refines, c.passed) for c in report.cascade] == [
+        ("claude-haiku-5-5", 1, 0),
+        ("claude-sonnet-5", 1, 1),
+    ]
+    assert "## Refine cascade" in report.to_markdown()
+
+
+def test_the_cheap_model_is_enough_when_its_record_passes(ledger: Ledger) -> None:
+    models = Models(ledger)
+    models.local.handler = careless
+    outcome = models.video("hype")
+    assert outcome.model == "claude-haiku-5-5"
+    assert [r.model for r in models.cloud.requests] == ["claude-haiku-5-5"]
+    assert "cascade" not in outcome.reason
+
+
+def test_a_refine_model_the_api_refuses_is_skipped_with_the_reason(ledger: Ledger) -> None:
+    models = Models(ledger)
+    models.local.handler = careless
+
+    def no_haiku(request: ModelRequest) -> str:
+        if request.model == "claude-haiku-5-5":
+            failed = ModelCall(
+                "anthropic", "claude-haiku-5-5", "refine", Usage(), 5.0, "NotFoundError"
+            )
+            raise CloudUnavailable(
+                "Anthropic failed: NotFoundError: model: claude-haiku-5-5", failed
+            )
+        return careful(request)
+
+    models.cloud.handler = no_haiku
+    outcome = models.video("hype")
+    assert outcome.model == "claude-sonnet-5"
+    assert "claude-haiku-5-5: Anthropic failed: NotFoundError" in outcome.reason

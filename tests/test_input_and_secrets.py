@@ -42,6 +42,11 @@ CANARY = "sk-ant-api03-CANARY-do-not-log-7f3a9c1e5b"
             "claude-imaginary",
             "no price is known for model 'claude-imaginary'",
         ),
+        (
+            "KB_POLICY_REFINE_MODELS",
+            '["claude-haiku-5-5", "claude-imaginary"]',
+            "KB_POLICY_REFINE_MODELS: no price is known for model 'claude-imaginary'",
+        ),
     ],
 )
 def test_impossible_settings_are_refused_by_name(
