@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,7 +12,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from cli import knowledge, prefect_api
-from cli.common import configured, console, flow_server, kb_settings, run
+from cli.common import configured, console, fail, flow_server, kb_settings, run
 from creatorkb.channels import ChannelRef, ResolvedChannel, parse_channel_ref, resolve_channel
 from creatorkb.errors import PrefectUnavailable
 from creatorkb.ledger import Ledger, open_ledger
@@ -107,6 +108,51 @@ def ledger_convert() -> None:
     console.print(
         f"converted {settings.ledger}: {len(counts)} tables, {rows:,} rows, every count checked; "
         f"the original is kept as {settings.ledger.name}.duckdb2"
+    )
+
+
+@ledger_app.command("unanswered")
+def ledger_unanswered() -> None:
+    """Cloud calls sent whose answer never came back: possibly billed, counted by the budget."""
+    from creatorkb.budget import unanswered
+
+    settings = kb_settings()
+    rows = run(lambda: unanswered(Ledger(settings.ledger, settings.ledger_wait_seconds)))
+    table = Table("reservation", "sent", "model", "purpose", "bound")
+    for row in rows:
+        table.add_row(
+            row["reservation_id"],
+            f"{row['sent_at']:%Y-%m-%d %H:%M} UTC",
+            row["model"] or "",
+            row["purpose"] or "",
+            f"${row['amount_usd']:.6f}",
+        )
+    console.print(table if rows else "no cloud call is waiting on an answer that never came")
+
+
+@ledger_app.command("settle")
+def ledger_settle(
+    reservation: Annotated[str, typer.Argument(help="From `kb ledger unanswered`.")],
+    usd: Annotated[
+        str | None, typer.Option(help="What Anthropic's usage shows it cost, e.g. 0.0052.")
+    ] = None,
+    not_billed: Annotated[bool, typer.Option(help="Anthropic did not bill it.")] = False,
+) -> None:
+    """Settle a possibly billed call once its usage is known (or say it was not billed)."""
+    from creatorkb.budget import settle_unanswered
+
+    if (usd is None) == (not not_billed):
+        fail("give exactly one of --usd and --not-billed")
+    try:
+        billed = None if usd is None else Decimal(usd)
+    except ArithmeticError:
+        fail(f"--usd {usd!r} is not an amount; write it like 0.0052")
+    settings = kb_settings()
+    ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
+    run(lambda: settle_unanswered(ledger, reservation, billed))
+    console.print(
+        f"settled {reservation}: "
+        + ("not billed, the reservation released" if not_billed else f"${usd} recorded")
     )
 
 

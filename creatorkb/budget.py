@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from creatorkb.errors import BudgetExhausted
+from creatorkb.errors import BudgetError, BudgetExhausted
 from creatorkb.ledger import Ledger, Write
 from creatorkb.liveness import is_gone, this_process
 
@@ -176,3 +176,63 @@ def possibly_billed(rows: list[dict[str, Any]], now: datetime | None = None) -> 
         if row["call_id"] is not None or row["expires_at"] <= now or is_gone(row["holder"])
     ]
     return PossiblyBilled(len(lost), sum(lost, Decimal(0)))
+
+
+def unanswered(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every reservation of a call sent whose answer never came back, oldest first."""
+    rows = ledger.rows(
+        "SELECT reservation_id, sent_at, model, purpose, amount_usd, holder, expires_at, "
+        "call_id FROM budget_reservations WHERE status = 'open' AND sent_at IS NOT NULL "
+        "ORDER BY sent_at"
+    )
+    now = datetime.now(UTC)
+    return [r for r in rows if possibly_billed([r], now).calls]
+
+
+def settle_unanswered(ledger: Ledger, reservation_id: str, billed_usd: Decimal | None) -> None:
+    """Close a possibly billed call once its usage is known (Anthropic's console shows it):
+    `billed_usd` becomes a call in `llm_calls` that the budget counts instead of the bound;
+    None (not billed) releases the reservation."""
+    found = {r["reservation_id"]: r for r in unanswered(ledger)}
+    held = found.get(reservation_id)
+    if held is None:
+        known = ", ".join(found) or "none"
+        raise BudgetError(
+            f"no possibly billed call has reservation {reservation_id!r}; `kb ledger "
+            f"unanswered` lists them (now: {known})"
+        )
+    if billed_usd is None:
+        ledger.write(Budget.close(reservation_id, None))
+        return
+    if billed_usd < 0 or billed_usd > held["amount_usd"]:
+        raise BudgetError(
+            f"${billed_usd} is not a cost this call can have had: it was bounded by "
+            f"${held['amount_usd']}; give what Anthropic's usage shows for it"
+        )
+    call_id = uuid.uuid4().hex
+    row = {
+        "call_id": call_id,
+        "ts": held["sent_at"],
+        "flow_run_id": None,
+        "video_id": None,
+        "decision_id": None,
+        "purpose": held["purpose"] or "direct",
+        "provider": "anthropic",
+        "model": held["model"] or "unknown",
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
+        "latency_ms": 0.0,
+        "cost_usd": billed_usd,
+        "cloud_equivalent_usd": Decimal(0),
+        "energy_kwh": 0.0,
+        "energy_usd": Decimal(0),
+        "status": "ok",
+        "error_type": None,
+        "detail": {"settled_by_hand": reservation_id},
+    }
+    ledger.write(
+        Write.insert_new("llm_calls", ("call_id",), [row]), Budget.close(reservation_id, call_id)
+    )

@@ -17,6 +17,7 @@ KBError
 │   └── CloudUnavailable     Anthropic could not answer (down, overloaded, rate limited)
 │       ├── CloudKeyRejected     the key was refused: no use asking again this run
 │       └── BudgetExhausted      the call would take the week past its cloud budget
+├── BudgetError              a budget record cannot be changed as asked
 ├── NoModelAnswered          a prompt that no model could answer
 └── KnowledgeError           the knowledge base cannot answer what was asked
     ├── VideoNotFound        no video with that id in the ledger
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BadQuery",
+    "BudgetError",
     "BudgetExhausted",
     "ChannelNotResolved",
     "CloudKeyRejected",
@@ -171,6 +173,11 @@ class CloudKeyRejected(CloudUnavailable):
 
 class BudgetExhausted(CloudUnavailable):
     """This call would take the week's cloud spending past the budget."""
+
+
+class BudgetError(KBError):
+    """A budget record cannot be changed as asked (an unknown reservation, an impossible
+    amount)."""
 
 
 class NoModelAnswered(KBError):

@@ -169,6 +169,7 @@ def test_cloud_failing_keeps_the_local_draft_flagged(
     kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KB_ANTHROPIC_MAX_RETRIES", "1")
+    monkeypatch.setenv("KB_POLICY_REFINE_MODELS", '["claude-sonnet-5"]')  # no model to go on to
     ollama.responder = by_title({"hype": fabricated})
     anthropic.fail_next([529, 529])
     seed(kb_env, ("vid_hype002", MEDIUM, "hype"))
@@ -319,6 +320,7 @@ def test_the_ledger_reconciles_exactly_with_what_the_servers_reported(
     kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KB_ANTHROPIC_CONCURRENCY", "1")  # so later calls read the cache
+    monkeypatch.setenv("KB_POLICY_REFINE_MODELS", '["claude-sonnet-5"]')  # priced by hand below
     monkeypatch.setenv("KB_COST_GPU_WATTS", "300")
     monkeypatch.setenv("KB_COST_USD_PER_KWH", "0.25")
     ollama.responder = by_title({"hype": fabricated})

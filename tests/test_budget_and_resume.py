@@ -174,3 +174,27 @@ def test_a_call_whose_answer_never_came_back_is_still_counted(
     anthropic.latency_s = 0.0
     assert analyze_videos().routes == {"cloud_direct": 1}  # the next run does the video
     assert budget.status().reserved_usd == held["amount_usd"]  # and still counts the first
+
+    # The owner reads what it really cost in Anthropic's console and settles it.
+    [reservation] = ledger.rows("SELECT reservation_id FROM budget_reservations WHERE "
+                                "status = 'open'")  # fmt: skip
+    rid = reservation["reservation_id"]
+    listed = subprocess.run([KB, "ledger", "unanswered"], capture_output=True, text=True)
+    assert rid in listed.stdout and "direct" in listed.stdout
+    too_much = subprocess.run(
+        [KB, "ledger", "settle", rid, "--usd", "5"], capture_output=True, text=True
+    )
+    assert too_much.returncode == 1 and "is not a cost this call can have had" in too_much.stdout
+    unknown = subprocess.run(
+        [KB, "ledger", "settle", "nope", "--not-billed"], capture_output=True, text=True
+    )
+    assert unknown.returncode == 1 and "no possibly billed call has reservation 'nope'" in (
+        unknown.stdout
+    )
+    spent = budget.status().spent_usd
+    settled = subprocess.run(
+        [KB, "ledger", "settle", rid, "--usd", "0.0052"], capture_output=True, text=True
+    )
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert budget.status().reserved_usd == 0
+    assert budget.status().spent_usd == spent + Decimal("0.0052")  # the real figure, once
