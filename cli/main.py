@@ -118,14 +118,15 @@ def ledger_unanswered() -> None:
 
     settings = kb_settings()
     rows = run(lambda: unanswered(Ledger(settings.ledger, settings.ledger_wait_seconds)))
-    table = Table("reservation", "sent", "model", "purpose", "bound")
+    table = Table("sent", "model", "purpose", "bound")
+    table.add_column("reservation", no_wrap=True)  # to be copied whole into `kb ledger settle`
     for row in rows:
         table.add_row(
-            row["reservation_id"],
             f"{row['sent_at']:%Y-%m-%d %H:%M} UTC",
             row["model"] or "",
             row["purpose"] or "",
             f"${row['amount_usd']:.6f}",
+            row["reservation_id"],
         )
     console.print(table if rows else "no cloud call is waiting on an answer that never came")
 
