@@ -72,7 +72,7 @@ def bench_inserts(directory: Path, count: int) -> float:
 
 _GENERATE_CALLS = """
 INSERT INTO llm_calls
-SELECT 'c' || i, ?::TIMESTAMPTZ + to_microseconds((i * ?::BIGINT) // ?), NULL,
+SELECT 'c' || i, ?::TIMESTAMPTZ + to_microseconds((i::HUGEINT * ?::HUGEINT // ?)::BIGINT), NULL,
        'video' || lpad((i % 50000)::VARCHAR, 6, '0'), 'd' || (i // 2),
        CASE WHEN i % 5 = 0 THEN 'refine' ELSE 'draft' END,
        CASE WHEN i % 5 = 0 THEN 'anthropic' ELSE 'ollama' END,
@@ -87,7 +87,7 @@ FROM range(?) t(i)
 """
 _GENERATE_DECISIONS = """
 INSERT INTO routing_decisions
-SELECT 'd' || j, ?::TIMESTAMPTZ + to_microseconds((2 * j * ?::BIGINT) // ?), NULL,
+SELECT 'd' || j, ?::TIMESTAMPTZ + to_microseconds((2 * j::HUGEINT * ?::HUGEINT // ?)::BIGINT), NULL,
        'video' || lpad(((2 * j) % 50000)::VARCHAR, 6, '0'), 'medium',
        CASE WHEN j % 5 = 0 THEN 'cloud_refine' ELSE 'local_accept' END, 'bench', 0.8, 0.7,
        NULL, 'bench', 0.06, CASE WHEN j % 5 = 0 THEN 0.0604 ELSE 0 END, 0.000036

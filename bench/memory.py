@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # nothing leaves the machine
 sys.path.insert(0, str(ROOT))  # for the loopback fakes in tests/servers
 
 from prefect.settings import PREFECT_API_URL  # noqa: E402

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel
 
-from creatorkb.configuration import from_environment
+from creatorkb.configuration import BLOCK_NAME, from_block, from_environment
 
 if TYPE_CHECKING:
     from prefect.blocks.core import Block
 
-BLOCK_NAME = "default"  # every block kb reads is saved under this document name
+__all__ = ["BLOCK_NAME", "block_types", "load_options", "register_block_types"]
 Options = TypeVar("Options", bound=BaseModel)
 
 
@@ -46,8 +46,7 @@ def load_options(options_type: type[Options], use_blocks: bool = True) -> Option
         except ValueError:
             pass
         else:
-            fields = set(options_type.model_fields)
-            return options_type.model_validate(block.model_dump(include=fields))
+            return from_block(options_type, block.model_dump())
     return from_environment(options_type)
 
 

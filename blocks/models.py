@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
-from blocks import BLOCK_NAME
+from creatorkb.configuration import BLOCK_NAME, BLOCK_SLUGS
 from creatorkb.settings import (
     AnthropicOptions,
     OllamaOptions,
@@ -17,7 +17,7 @@ class OllamaServer(Block, OllamaOptions):
     """The local model server. Saved as `ollama-server/default`."""
 
     _block_type_name: ClassVar[str] = "Ollama server"
-    _block_type_slug: ClassVar[str] = "ollama-server"
+    _block_type_slug: ClassVar[str] = BLOCK_SLUGS[OllamaOptions]
     _description: ClassVar[str] = (
         "Where Ollama runs, which model drafts, which models answer for consensus, and how "
         "many requests it serves at once."
@@ -29,7 +29,7 @@ class AnthropicCredentials(Block, AnthropicOptions):
     """Claude access. The key is a secret field. Saved as `anthropic-credentials/default`."""
 
     _block_type_name: ClassVar[str] = "Anthropic credentials"
-    _block_type_slug: ClassVar[str] = "anthropic-credentials"
+    _block_type_slug: ClassVar[str] = BLOCK_SLUGS[AnthropicOptions]
     _description: ClassVar[str] = (
         "The Anthropic API key (stored as a secret), the model, retries and concurrency."
         f" kb reads the block saved under the name `{BLOCK_NAME}`."

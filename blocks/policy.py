@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from prefect.blocks.core import Block
 
-from blocks import BLOCK_NAME
+from creatorkb.configuration import BLOCK_NAME, BLOCK_SLUGS
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import CostOptions
 
@@ -15,7 +15,7 @@ class RoutingPolicyBlock(Block, RoutingPolicy):
     """Routing rules, thresholds and the weekly budget. Saved as `routing-policy/default`."""
 
     _block_type_name: ClassVar[str] = "Routing policy"
-    _block_type_slug: ClassVar[str] = "routing-policy"
+    _block_type_slug: ClassVar[str] = BLOCK_SLUGS[RoutingPolicy]
     _description: ClassVar[str] = (
         "Where each priority starts (local, cloud or consensus), the confidence threshold, "
         "shadow sampling, the weekly cloud budget and what to do when the cloud is down. "
@@ -28,7 +28,7 @@ class CostModel(Block, CostOptions):
     """Reference model, GPU price and power, electricity: the basis of savings and ROI."""
 
     _block_type_name: ClassVar[str] = "Cost model"
-    _block_type_slug: ClassVar[str] = "cost-model"
+    _block_type_slug: ClassVar[str] = BLOCK_SLUGS[CostOptions]
     _description: ClassVar[str] = (
         "The cloud model savings are measured against, the GPU's price, amortisation months "
         "and power draw, the electricity price and the reporting timezone."

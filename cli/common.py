@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 
 from cli import prefect_api
-from creatorkb.configuration import Options, from_environment
+from creatorkb.configuration import (
+    BLOCK_NAME,
+    BLOCK_SLUGS,
+    Options,
+    from_block,
+    from_environment,
+)
 from creatorkb.errors import KBError
 from creatorkb.settings import KBSettings
 
@@ -58,11 +64,13 @@ def flow_server() -> prefect_api.PrefectApi:
 
 def configured(options_type: type[Options], use_blocks: bool | None = None) -> Options:
     """Settings from the saved block when a Prefect API runs, else the environment: commands
-    that run no flow do not start a temporary Prefect server (or import Prefect) to look."""
-    if use_blocks is None:
-        use_blocks = prefect_server().url is not None
-    if not use_blocks:
+    that run no flow neither start a temporary Prefect server to look nor import Prefect
+    (the block is read over HTTP)."""
+    slug = BLOCK_SLUGS.get(options_type)
+    url = prefect_server().url if use_blocks is not False and slug else None
+    if url is None or slug is None:
         return run(lambda: from_environment(options_type))
-    from blocks import load_options
-
-    return run(lambda: load_options(options_type))
+    data = run(lambda: prefect_api.read_block(url, slug, BLOCK_NAME))
+    if data is None:
+        return run(lambda: from_environment(options_type))
+    return run(lambda: from_block(options_type, data))

@@ -128,3 +128,24 @@ def _exclusive(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_block(api_url: str, slug: str, name: str) -> dict[str, object] | None:
+    """A saved block document's data (secrets included), or None when none is saved: read
+    over HTTP, so that a command that only reads settings need not import Prefect."""
+    try:
+        response = httpx.get(
+            f"{api_url}/block_types/slug/{slug}/block_documents/name/{name}",
+            params={"include_secrets": "true"},
+            timeout=HEALTH_TIMEOUT_S,
+        )
+    except httpx.TransportError as error:
+        raise PrefectUnavailable(
+            f"the Prefect API at {api_url} stopped answering while kb read the {slug} block "
+            f"({type(error).__name__}); is the server still running?"
+        ) from None
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    data: dict[str, object] = response.json()["data"]
+    return data

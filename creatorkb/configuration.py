@@ -1,7 +1,9 @@
-"""Every settings object kb reads, and the environment variables behind each.
+"""Every settings object kb reads, the environment variables behind each, and the Prefect
+block an operator may save instead.
 
-A saved Prefect block, when there is one, wins over the environment (`blocks.load_options`);
-this module is the environment side, importable without Prefect.
+A saved Prefect block, when there is one, wins over the environment (`blocks.load_options`
+in flows; `cli.common.configured` reads the same documents over HTTP, without importing
+Prefect). This module is importable without Prefect.
 """
 
 from __future__ import annotations
@@ -27,6 +29,15 @@ from creatorkb.settings import (
 )
 
 Options = TypeVar("Options", bound=BaseModel)
+BLOCK_NAME = "default"  # every block kb reads is saved under this document name
+# The block type of each settings object that has one (its UI form).
+BLOCK_SLUGS: dict[type[BaseModel], str] = {
+    YouTubeOptions: "youtube-settings",
+    OllamaOptions: "ollama-server",
+    AnthropicOptions: "anthropic-credentials",
+    RoutingPolicy: "routing-policy",
+    CostOptions: "cost-model",
+}
 
 ENVIRONMENT: dict[type[BaseModel], type[BaseSettings]] = {
     YouTubeOptions: YouTubeEnvSettings,
@@ -47,6 +58,12 @@ def from_environment(options_type: type[Options]) -> Options:
     except ValidationError as error:
         raise SettingsError(_explain(error, env_type)) from None
     return options_type.model_validate(settings.model_dump(include=set(options_type.model_fields)))
+
+
+def from_block(options_type: type[Options], data: dict[str, object]) -> Options:
+    """The options saved in a block document (its `data`, secrets included)."""
+    fields = set(options_type.model_fields)
+    return options_type.model_validate({k: v for k, v in data.items() if k in fields})
 
 
 def _explain(error: ValidationError, env_type: type[BaseSettings]) -> str:

@@ -12,7 +12,8 @@ the job's own rows.
     start local      draft ──down──> direct ──ok──> fallback_cloud, else deferred
                        ├─passes──> local_accept (a sample also answered in the cloud:
                        │           a shadow that disagrees replaces it, cloud_refine)
-                       └─short───> refine ──ok──> cloud_refine
+                       └─short───> refine ──ok──> cloud_refine (refine_models in turn,
+                                     │             cheapest first, until one passes the check)
                                      └─fails──> fallback_local (flagged) | deferred
     start consensus  drafts of several models ──agree──> consensus (their synthesis)
                        └─too little, or one usable──> refine as above

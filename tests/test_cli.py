@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
+from blocks import BLOCK_NAME
+from blocks.models import AnthropicCredentials
 from creatorkb.ledger import Ledger
 from tests.analysts import by_title, fabricated
 from tests.conftest import KB, run_kb
@@ -205,6 +209,36 @@ def test_doctor_reports_a_bad_key_and_a_missing_model(
     monkeypatch.setenv("ANTHROPIC_API_KEY", anthropic.api_key)
     retired = run_kb("doctor", expect=1).stdout
     assert "Anthropic does not serve model 'claude-sonnet-4-5' (404" in retired
+
+
+def test_doctor_reads_the_saved_blocks_without_importing_prefect(
+    kb_env: Path,
+    youtube: FakeYouTube,
+    ollama: FakeOllama,
+    anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The environment's key is wrong; the saved credentials block (which wins) is right.
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-this-one")
+    youtube.add_channel(ALICE, "Alice")
+    run_kb("init")
+    run_kb("creators", "add", ALICE, "--name", "Alice")
+    block = AnthropicCredentials(api_key=anthropic.api_key, base_url=anthropic.url)
+    block.save(BLOCK_NAME, overwrite=True)
+    try:
+        doctor = subprocess.run(
+            [sys.executable, "-X", "importtime", KB, "doctor"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    finally:
+        AnthropicCredentials.delete(BLOCK_NAME)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "key accepted" in doctor.stdout
+    imported = {line.split("|")[-1].strip() for line in doctor.stderr.splitlines()}
+    assert "prefect" not in imported  # read over HTTP: Prefect's import alone takes ~1.5 s
 
 
 def test_creators_add_changes_only_what_it_is_given(kb_env: Path, youtube: FakeYouTube) -> None:
