@@ -173,10 +173,6 @@ def _column(values: list[Any]) -> list[Any]:
 SMALL_BATCH = 64  # rows written as a VALUES list; larger batches go through a DataFrame
 IDLE_RELEASE_S = 0.25  # let go of a file this long after its last use,
 MAX_HOLD_S = 5.0  # and at least this often, then stay away for
-# DuckDB caches the file's pages up to 80% of the machine's memory by default: a long run
-# reading 10,000 transcripts would hold them all. Past this it evicts (and spills big sorts
-# to a temporary directory beside the file), so kb's memory stays flat (bench/memory.py).
-CONNECTION = {"memory_limit": "192MB"}
 COOL_DOWN_S = 0.3  # this long: other processes (a notebook's snapshot) get their turn.
 
 
@@ -317,9 +313,7 @@ class Ledger:
                 with self.connect() as connection:
                     yield connection
                 return
-            connection = self._waiting(
-                lambda: duckdb.connect(str(self.path), read_only=True, config=CONNECTION)
-            )
+            connection = self._waiting(lambda: duckdb.connect(str(self.path), read_only=True))
             try:
                 connection.execute("SET TimeZone = 'UTC'")
                 yield connection
@@ -328,7 +322,7 @@ class Ledger:
 
     def _open_waiting(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return self._waiting(lambda: duckdb.connect(str(self.path), config=CONNECTION))
+        return self._waiting(lambda: duckdb.connect(str(self.path)))
 
     def _waiting(self, action: Callable[[], T]) -> T:
         """Run `action`, retrying with backoff while another process holds the file."""
