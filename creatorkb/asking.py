@@ -127,9 +127,10 @@ class Passages:
     hits: list[Hit]
 
     def numbered(self) -> str:
+        # A transcript cannot close its own passage early and speak outside it.
         return "\n\n".join(
             f"[{n}] {hit.title or hit.video_id} ({hit.creator or hit.channel_id}, "
-            f"{hit.kind} at {hit.at}):\n<passage>{hit.text}</passage>"
+            f"{hit.kind} at {hit.at}):\n<passage>{hit.text.replace('</passage>', '')}</passage>"
             for n, hit in enumerate(self.hits, start=1)
         )
 
