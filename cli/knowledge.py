@@ -29,6 +29,12 @@ from creatorkb.segments import clock
 from creatorkb.settings import CostOptions, KnowledgeOptions, OllamaOptions
 
 T = TypeVar("T")
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Only videos published on or after, e.g. 2026-11-01.")
+]
+CreatorOption = Annotated[
+    str | None, typer.Option("--creator", help="Only this creator (name, @handle or channel id).")
+]
 CALL_WRITE_WAIT_S = 2.0  # a search's embedding call waits this long for the ledger, then spools
 
 
@@ -137,14 +143,10 @@ def show(
 
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in a few words.")],
-    creator: Annotated[
-        str | None, typer.Option(help="Only this creator (name, @handle or channel id).")
-    ] = None,
+    creator: CreatorOption = None,
     topic: Annotated[str | None, typer.Option(help="Only videos on this topic.")] = None,
     tool: Annotated[str | None, typer.Option(help="Only videos naming this tool.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only videos published on or after, e.g. 2026-11-01.")
-    ] = None,
+    since: SinceOption = None,
     limit: Annotated[int, typer.Option(min=1, max=100, help="Most hits to show.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
@@ -206,12 +208,8 @@ def record_calls(calls: list[Any]) -> None:
 
 def ask(
     question: Annotated[str, typer.Argument(help="What you want to know, in a sentence.")],
-    creator: Annotated[
-        str | None, typer.Option(help="Only this creator (name, @handle or channel id).")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only videos published on or after, e.g. 2026-11-01.")
-    ] = None,
+    creator: CreatorOption = None,
+    since: SinceOption = None,
     prefer_local: Annotated[bool, typer.Option(help="Start locally whatever the policy.")] = False,
     force_cloud: Annotated[bool, typer.Option(help="Send it to Claude.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
@@ -287,12 +285,8 @@ def _print_usage(title: str, items: list[Any]) -> None:
 
 
 def tools(
-    since: Annotated[
-        str | None, typer.Option(help="Only videos published on or after, e.g. 2026-11-01.")
-    ] = None,
-    creator: Annotated[
-        str | None, typer.Option(help="Only this creator (name, @handle or channel id).")
-    ] = None,
+    since: SinceOption = None,
+    creator: CreatorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
 ) -> None:
     """The tools and techniques the videos name, counted across videos and creators."""
@@ -307,12 +301,8 @@ def tools(
 
 
 def topics(
-    since: Annotated[
-        str | None, typer.Option(help="Only videos published on or after, e.g. 2026-11-01.")
-    ] = None,
-    creator: Annotated[
-        str | None, typer.Option(help="Only this creator (name, @handle or channel id).")
-    ] = None,
+    since: SinceOption = None,
+    creator: CreatorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
 ) -> None:
     """The topics of the analysed videos, counted across videos and creators."""

@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from creatorkb.ledger import Write
+
+if TYPE_CHECKING:
+    from creatorkb.engine import Outcome
 
 AnswerKind = Literal["prompt", "ask"]
 
@@ -41,6 +44,31 @@ class Answer(BaseModel):
     decision_id: str | None = None
     cost_usd: Decimal = Decimal(0)
     agreement: float | None = None  # for a consensus: how much the models agreed
+
+    @classmethod
+    def of(
+        cls,
+        outcome: Outcome[Any],
+        kind: AnswerKind,
+        question: str,
+        text: str,
+        citations: list[Citation] | None = None,
+    ) -> Answer:
+        """A routed job's answer; its id is the decision's, so it is the same when rebuilt."""
+        return cls(
+            answer_id=outcome.decision_id,
+            kind=kind,
+            question=question,
+            text=text,
+            citations=citations or [],
+            route=str(outcome.route),
+            reason=outcome.reason,
+            provider="anthropic" if outcome.tier == "cloud" else "ollama",
+            model=outcome.model,
+            decision_id=outcome.decision_id,
+            cost_usd=outcome.cloud_usd,
+            agreement=outcome.components.get("agreement") if outcome.components else None,
+        )
 
     def write(self, now: datetime | None = None, flow_run_id: str | None = None) -> Write:
         """Its row in `answers`."""

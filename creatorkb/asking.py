@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -29,7 +28,6 @@ from creatorkb.answers import Answer, Citation
 from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
 from creatorkb.confidence import normalize
 from creatorkb.engine import Draft, OnDemandJob, Outcome, RoutingEngine, Verdict
-from creatorkb.ledger import Write
 from creatorkb.roster import Priority
 from creatorkb.routing import RoutingPolicy
 from creatorkb.search import Hit
@@ -260,24 +258,7 @@ class AskJob(OnDemandJob[Reply]):
                         quote=cited.quote,
                     )
                 )
-        return Answer(
-            answer_id=outcome.decision_id,  # one answer per decision: the same when rebuilt
-            kind="ask",
-            question=self.question,
-            text=reply.answer.strip(),
-            citations=citations,
-            route=str(outcome.route),
-            reason=outcome.reason,
-            provider="anthropic" if outcome.tier == "cloud" else "ollama",
-            model=outcome.model,
-            decision_id=outcome.decision_id,
-            cost_usd=outcome.cloud_usd,
-        )
-
-    def result_writes(self, outcome: Outcome[Reply], now: datetime) -> list[Write]:
-        if outcome.payload is None:
-            return []
-        return [self.answer(outcome).write(now, self.flow_run_id)]
+        return Answer.of(outcome, "ask", self.question, reply.answer.strip(), citations)
 
 
 def _sentences(text: str) -> list[str]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from creatorkb.errors import FeedUnavailable
 from creatorkb.feed import FEED_SIZE, FeedEntry, FeedRead, is_possible_gap
+from creatorkb.fetch_summary import failure_counts, fetch_markdown
 from creatorkb.ledger import Ledger, Write
 from creatorkb.roster import Creator, Priority
 from creatorkb.segments import segment_rows
@@ -352,35 +353,26 @@ class FetchSummary(BaseModel):
         breaker_opened: bool,
         not_attempted: int,
     ) -> FetchSummary:
-        reasons: dict[str, int] = {}
-        for _, outcome in outcomes:
-            if isinstance(outcome, TranscriptFailure):
-                key = f"{outcome.status}: {outcome.reason.split(':', 1)[0]}"
-                reasons[key] = reasons.get(key, 0) + 1
+        failures = [
+            (outcome.status, outcome.reason)
+            for _, outcome in outcomes
+            if isinstance(outcome, TranscriptFailure)
+        ]
         return cls(
             attempted=len(outcomes),
             transcribed=sum(isinstance(outcome, Transcript) for _, outcome in outcomes),
-            failures_by_reason=dict(sorted(reasons.items())),
+            failures_by_reason=failure_counts(failures),
             breaker_opened=breaker_opened,
             not_attempted=not_attempted,
         )
 
     def to_markdown(self) -> str:
-        lines = [
-            "# Transcript summary",
-            "",
-            "| attempted | transcripts stored | failed | not attempted |",
-            "|---:|---:|---:|---:|",
-            f"| {self.attempted} | {self.transcribed} | {self.attempted - self.transcribed} "
-            f"| {self.not_attempted} |",
-        ]
-        if self.failures_by_reason:
-            lines += ["", "| status: reason | videos |", "|---|---:|"]
-            lines += [f"| {reason} | {n} |" for reason, n in self.failures_by_reason.items()]
-        if self.breaker_opened:
-            lines += [
-                "",
-                "**Circuit breaker opened**: YouTube blocked consecutive requests, so this run "
-                "stopped asking. The remaining videos are tried on a later run.",
-            ]
-        return "\n".join(lines)
+        return fetch_markdown(
+            "Transcript summary",
+            "transcripts stored",
+            attempted=self.attempted,
+            stored=self.transcribed,
+            not_attempted=self.not_attempted,
+            failures_by_reason=self.failures_by_reason,
+            breaker_opened=self.breaker_opened,
+        )

@@ -46,6 +46,7 @@ from creatorkb.routing import JobCosts, Route, RoutingPolicy, Start, decision_wr
 from creatorkb.settings import CostOptions
 
 if TYPE_CHECKING:
+    from creatorkb.answers import Answer
     from creatorkb.spending import BudgetedCloud
 
 P = TypeVar("P")
@@ -185,6 +186,16 @@ class OnDemandJob(Job[P]):
     can_defer = False
     prefer_local: bool = False
     force_cloud: bool = False
+    flow_run_id: str | None = None  # recorded with the answer
+
+    @abstractmethod
+    def answer(self, outcome: Outcome[P]) -> Answer:
+        """The outcome as kb's answer (`answers` row, flow result, artifact)."""
+
+    def result_writes(self, outcome: Outcome[P], now: datetime) -> list[Write]:
+        if outcome.payload is None:
+            return []
+        return [self.answer(outcome).write(now, self.flow_run_id)]
 
     def start(self, policy: RoutingPolicy) -> Start:
         in_cloud = policy.start("", self.priority) is Start.cloud and not self.prefer_local

@@ -9,14 +9,11 @@ prompt never waits for a later run: when no model answers, NoModelAnswered is ra
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from creatorkb.agreement import text_agreement
 from creatorkb.answers import Answer
 from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
 from creatorkb.engine import Draft, OnDemandJob, Outcome, RoutingEngine, Verdict
 from creatorkb.errors import KBError
-from creatorkb.ledger import Write
 from creatorkb.roster import Priority
 from creatorkb.routing import Start
 
@@ -90,24 +87,7 @@ class PromptJob(OnDemandJob[str]):
     def answer(self, outcome: Outcome[str]) -> Answer:
         """The outcome as kb's answer (the same when rebuilt: its id is the decision's)."""
         assert outcome.payload is not None
-        return Answer(
-            answer_id=outcome.decision_id,
-            kind="prompt",
-            question=self.prompt,
-            text=outcome.payload,
-            route=str(outcome.route),
-            reason=outcome.reason,
-            provider="anthropic" if outcome.tier == "cloud" else "ollama",
-            model=outcome.model or "",
-            decision_id=outcome.decision_id,
-            cost_usd=outcome.cloud_usd,
-            agreement=outcome.components.get("agreement") if outcome.components else None,
-        )
-
-    def result_writes(self, outcome: Outcome[str], now: datetime) -> list[Write]:
-        if outcome.payload is None:
-            return []
-        return [self.answer(outcome).write(now, self.flow_run_id)]
+        return Answer.of(outcome, "prompt", self.prompt, outcome.payload)
 
 
 def answer_prompt(

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from creatorkb.confidence import normalize
+from creatorkb.fetch_summary import failure_counts, fetch_markdown
 from creatorkb.ledger import Ledger, Write
 
 WATCH_URL = "https://www.youtube.com/watch?v="
@@ -234,28 +235,21 @@ class SegmentsSummary(BaseModel):
         not_attempted: int,
     ) -> SegmentsSummary:
         """From the count stored and each failure's (status, reason)."""
-        reasons: dict[str, int] = {}
-        for status, reason in failures:
-            key = f"{status}: {reason.split(':', 1)[0]}"
-            reasons[key] = reasons.get(key, 0) + 1
         return cls(
             attempted=stored + len(failures),
             stored=stored,
-            failures_by_reason=dict(sorted(reasons.items())),
+            failures_by_reason=failure_counts(failures),
             breaker_opened=breaker_opened,
             not_attempted=not_attempted,
         )
 
     def to_markdown(self) -> str:
-        lines = [
-            "# Snippet timings",
-            "",
-            "| attempted | timings stored | failed | not attempted |",
-            "|---:|---:|---:|---:|",
-            f"| {self.attempted} | {self.stored} | {self.attempted - self.stored} "
-            f"| {self.not_attempted} |",
-        ]
-        if self.failures_by_reason:
-            lines += ["", "| status: reason | videos |", "|---|---:|"]
-            lines += [f"| {reason} | {n} |" for reason, n in self.failures_by_reason.items()]
-        return "\n".join(lines)
+        return fetch_markdown(
+            "Snippet timings",
+            "timings stored",
+            attempted=self.attempted,
+            stored=self.stored,
+            not_attempted=self.not_attempted,
+            failures_by_reason=self.failures_by_reason,
+            breaker_opened=self.breaker_opened,
+        )

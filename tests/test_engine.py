@@ -300,7 +300,9 @@ def test_a_refine_goes_to_the_cheapest_model_first_and_up_the_cascade_when_it_fa
     assert outcome.reason.endswith("refined by claude-sonnet-5")
     [decision] = models.rows("SELECT components ->> 'refined_by' AS model FROM routing_decisions")
     assert decision["model"] == "claude-sonnet-5"
-    calls = models.rows("SELECT model, purpose FROM llm_calls WHERE provider = 'anthropic'")
+    calls = models.rows(
+        "SELECT model, purpose FROM llm_calls WHERE provider = 'anthropic' ORDER BY ts"
+    )
     assert [c["model"] for c in calls] == ["claude-haiku-5-5", "claude-sonnet-5"]
     # The weekly report says how often each step was enough.
     week = IsoWeek.last_complete(datetime.now(UTC) + timedelta(days=7), "UTC")
