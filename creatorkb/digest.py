@@ -17,6 +17,7 @@ from creatorkb.report import IsoWeek
 
 POINTS_PER_VIDEO = 2
 POINTS_PER_CREATOR = 5
+LEARNED_LISTED = 100  # videos a run's artifact lists; a bigger run lists these and a count
 
 
 def _cell(text: str) -> str:
@@ -24,8 +25,9 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def learned_markdown(records: Sequence[VideoRecord]) -> str:
-    """The analysed videos of one run with their summaries, for the run's artifact."""
+def learned_markdown(records: Sequence[VideoRecord], analysed: int | None = None) -> str:
+    """The analysed videos of one run with their summaries, for the run's artifact.
+    `records` are the first LEARNED_LISTED of the `analysed` videos (default: all)."""
     if not records:
         return "## What this run learned\n\nNo video was analysed in this run."
     lines = ["## What this run learned", ""]
@@ -43,6 +45,12 @@ def learned_markdown(records: Sequence[VideoRecord]) -> str:
         tools = ", ".join(_cell(tool.name) for tool in record.tools)
         if tools:
             lines += [f"Tools: {tools}", ""]
+    more = (analysed or len(records)) - len(records)
+    if more > 0:
+        lines.append(
+            f"... and {more:,} more videos: `kb digest` summarises them per creator, "
+            "`kb export` writes every record."
+        )
     return "\n".join(lines).rstrip()
 
 

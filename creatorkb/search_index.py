@@ -32,7 +32,8 @@ from creatorkb.segments import Segment, TimedText, windows
 from creatorkb.settings import CostOptions
 
 VIDEOS_PER_BATCH = 50
-PAGE = 4096  # coarse vectors per row of search_vector_pages
+PAGE = 4096  # coarse vectors per row of search_vector_pages (at most)
+VECTOR_SIZE = 2048  # rows per DuckDB result chunk
 
 
 def key_of(text: str) -> int:
@@ -423,21 +424,22 @@ class KnowledgeIndexer:
         return time.perf_counter() - started
 
     def _write_vector_pages(self, connection: duckdb.DuckDBPyConnection, model: str) -> None:
+        """The coarse vectors quantized to int8 pages, read a page at a time: fetched at
+        once they would be a Python object per embedding (1.1 GB more at 1.2 million
+        passages, docs/performance.md "Memory"); the int8 pages are 64 bytes each."""
         import numpy as np
 
         found = connection.execute(
-            "SELECT text_key, coarse FROM passage_embeddings WHERE model = ? ORDER BY text_key",
-            [model],
-        ).fetchnumpy()
-        if not len(found["text_key"]):
-            return
-        keys = np.asarray(found["text_key"], dtype="<i8")
-        vectors = np.clip(np.rint(np.stack(found["coarse"]) * 127), -127, 127).astype(np.int8)
-        rows = [
-            [model, page, keys[at : at + PAGE].tobytes(), vectors[at : at + PAGE].tobytes()]
-            for page, at in enumerate(range(0, len(keys), PAGE))
-        ]
-        connection.executemany("INSERT INTO search_vector_pages VALUES (?, ?, ?, ?)", rows)
+            "SELECT text_key, coarse FROM passage_embeddings WHERE model = ?", [model]
+        )
+        rows = []
+        while len(chunk := found.fetch_df_chunk(PAGE // VECTOR_SIZE)):
+            keys = chunk["text_key"].to_numpy(dtype="<i8")
+            heads = np.stack(chunk["coarse"].to_numpy())
+            vectors = np.clip(np.rint(heads * 127), -127, 127).astype(np.int8)
+            rows.append([model, len(rows), keys.tobytes(), vectors.tobytes()])
+        if rows:
+            connection.executemany("INSERT INTO search_vector_pages VALUES (?, ?, ?, ?)", rows)
 
     def _record_state(self, report: IndexReport) -> None:
         """What search needs to know about the index, counted once here, not per query."""

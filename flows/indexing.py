@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from blocks import load_options
-from creatorkb.digest import learned_markdown
+from creatorkb.digest import LEARNED_LISTED, learned_markdown
 from creatorkb.embeddings import Embedder
 from creatorkb.knowledge import read_records
 from creatorkb.ledger import Ledger
@@ -28,7 +28,10 @@ def index_knowledge(ledger: Ledger, flow_run_id: str | None) -> IndexReport:
 
 @task(name="list-learned", cache_policy=NONE)
 def learned_in_run(ledger: Ledger, video_ids: list[str]) -> str:
-    """Markdown listing the videos a run analysed, with their summaries and links."""
+    """Markdown listing the videos a run analysed (the first LEARNED_LISTED of them: a long
+    run's artifact stays readable, and its records are not all read at once), with their
+    summaries and links."""
+    listed = video_ids[:LEARNED_LISTED]
     with ledger.connect() as connection:
-        records = read_records(connection, video_ids=video_ids) if video_ids else []
-    return learned_markdown(records)
+        records = read_records(connection, video_ids=listed) if listed else []
+    return learned_markdown(records, len(video_ids))

@@ -270,3 +270,61 @@ def test_migration_5_keeps_every_call_and_allows_ask_and_embed(tmp_path: Path) -
         "ask",
         "embed",
     }
+
+
+def test_a_long_runs_learned_artifact_lists_the_first_videos_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    from creatorkb.digest import LEARNED_LISTED
+    from flows.indexing import learned_in_run
+
+    ledger = Ledger(tmp_path / "kb.duckdb")
+    ledger.migrate()
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    ids = [f"vid{number:08d}" for number in range(LEARNED_LISTED + 3)]
+    ledger.write(
+        Write.insert_new(
+            "creators",
+            ("channel_id",),
+            [{"channel_id": "UC" + "c" * 22, "name": "C", "priority": "medium", "added_at": now}],
+        ),
+        Write.insert_new(
+            "videos",
+            ("video_id",),
+            [
+                {
+                    "video_id": v,
+                    "channel_id": "UC" + "c" * 22,
+                    "title": f"T {v}",
+                    "status": "analyzed",
+                    "source": "feed",
+                    "fetch_attempts": 1,
+                    "discovered_at": now,
+                    "updated_at": now,
+                }
+                for v in ids
+            ],
+        ),
+        Write.insert_new(
+            "analyses",
+            ("video_id",),
+            [
+                {
+                    "video_id": v,
+                    "decision_id": None,
+                    "final_tier": "local",
+                    "model": "m",
+                    "confidence": 0.9,
+                    "result": insight([]).model_dump(),
+                    "flagged": False,
+                    "prompt_version": "insight-v1",
+                    "created_at": now,
+                }
+                for v in ids
+            ],
+        ),
+    )
+    learned = learned_in_run.fn(ledger, ids)
+    assert learned.count("### [") == LEARNED_LISTED
+    assert "... and 3 more videos: `kb digest`" in learned
+    assert f"T {ids[0]}" in learned and f"T {ids[-1]}" not in learned
