@@ -4,9 +4,10 @@
   stemmer, dictionary and statistics), the same formula as the extension's `match_bm25`
   (k1 = 1.2, b = 0.75; tests check that both rank alike), read from `search_postings`: the
   index's term occurrences kept in term order, so a query reads only its own terms' rows.
-- Semantic: the query's embedding against the passages': first a coarse pass over all of
-  them (their first 64 dimensions, int8, in numpy over `search_vector_pages`), then exact
-  cosine over 256 dimensions for the best few hundred.
+- Semantic: the query's embedding against the passages', in numpy over
+  `search_vector_pages` (read once per process and index build): first a coarse pass over
+  all of them (their first 64 dimensions, int8), then cosine over all 256 dimensions (float16
+  copies, within 0.001 of float32) for the best few hundred.
 - Fused by reciprocal rank fusion: score = sum over rankings of 1 / (60 + rank).
 
 docs/performance.md has the measurements behind each choice.
@@ -27,7 +28,7 @@ from creatorkb.calls import ModelCall
 from creatorkb.confidence import normalize
 from creatorkb.embeddings import COARSE_DIMENSIONS, EMBEDDING_DIMENSIONS, Embedder, coarse
 from creatorkb.errors import BadQuery, EmbeddingUnavailable, EmptyKnowledgeBase
-from creatorkb.fts import FTS_SCHEMA, load_fts, require_knowledge_schema
+from creatorkb.fts import FTS_SCHEMA, VECTOR_PAGES_SCHEMA, load_fts, require_knowledge_schema
 from creatorkb.knowledge import require_analyses, resolve_creator
 from creatorkb.ledger import Ledger
 from creatorkb.mentions import Names, known_names, videos_naming
@@ -56,21 +57,6 @@ FROM search_postings p JOIN query_terms q USING (termid), {FTS_SCHEMA}.stats s
 {{restrict}}
 GROUP BY p.passage_id
 ORDER BY score DESC, p.passage_id
-LIMIT {CANDIDATES}
-"""
-
-# The shortlist's rows found through the text_key index, then read by row id: DuckDB fetches
-# arrays of rows found by an index lookup one by one, and ten times slower than this.
-_EXACT_SQL = f"""
-WITH shortlist AS (
-    SELECT rowid AS row_id FROM passage_embeddings
-    WHERE text_key = ANY(CAST(? AS BIGINT[])) AND model = ?
-)
-SELECT text_key,
-       array_cosine_similarity(embedding, CAST(? AS FLOAT[{EMBEDDING_DIMENSIONS}])) AS similarity
-FROM passage_embeddings
-WHERE rowid IN (SELECT row_id FROM shortlist)
-ORDER BY similarity DESC
 LIMIT {CANDIDATES}
 """
 
@@ -109,6 +95,7 @@ class Scope:
     notes: list[str]
     embedded_passages: int
     passages: int
+    semantic_off: str | None = None  # why semantic ranking cannot be used, if it cannot
 
 
 def prepare(
@@ -119,11 +106,29 @@ def prepare(
     analysed = require_analyses(connection)
     [(indexed,)] = connection.execute("SELECT count(*) FROM indexed_videos").fetchall()
     state = connection.execute(
-        "SELECT passages, model, embedded FROM search_index_builds ORDER BY built_at DESC LIMIT 1"
+        "SELECT passages, model, embedded, (SELECT max(version) FROM schema_migrations), "
+        "EXISTS (SELECT 1 FROM search_vector_pages v WHERE v.model = b.model) "
+        "FROM search_index_builds b ORDER BY built_at DESC LIMIT 1"
     ).fetchall()
-    passages, built_model, embedded = state[0] if state else (0, None, 0)
+    passages, built_model, embedded, version, paged = state[0] if state else (0, None, 0, 0, 0)
     if built_model != model:  # the setting changed since: the next run embeds anew
         embedded = 0
+    semantic_off = None
+    if not embedded:
+        semantic_off = (
+            f"no passage has an embedding from {model} yet (Ollama could not embed when they "
+            "were indexed); the next `kb analyze` adds them"
+        )
+    elif version < VECTOR_PAGES_SCHEMA:
+        semantic_off = (
+            f"the ledger is at schema version {version}, before the current vector pages; "
+            "`kb init` migrates it and the next `kb analyze` writes them"
+        )
+    elif not paged:
+        semantic_off = (
+            "the vector pages were dropped when the ledger was migrated; the next "
+            "`kb analyze` writes them"
+        )
     if not passages:
         raise EmptyKnowledgeBase(
             f"{analysed} videos are analysed but none is indexed for search yet; run "
@@ -168,7 +173,8 @@ def prepare(
             [filters.since],
         ).fetchall()
         narrow([row[0] for row in rows])
-    return Scope(sorted(chosen) if chosen is not None else None, notes, embedded, passages)
+    video_ids = sorted(chosen) if chosen is not None else None
+    return Scope(video_ids, notes, embedded, passages, semantic_off)
 
 
 class Hit(BaseModel):
@@ -220,12 +226,23 @@ def full_text_ranking(
     return [row[0] for row in rows]
 
 
-# The coarse vectors as read last, per database file, model and index build: a process that
-# searches more than once (a notebook, an agent) reads and converts them once per build.
-_PAGES: dict[tuple[str, str, object], tuple[Any, Any]] = {}
+@dataclass(frozen=True)
+class VectorPages:
+    """One model's vectors from search_vector_pages, in the same order: their text keys,
+    the coarse heads (float32 for numpy's matrix product) and the whole vectors (float16,
+    unit length)."""
+
+    keys: Any
+    coarse: Any
+    whole: Any
 
 
-def _coarse_pages(connection: duckdb.DuckDBPyConnection, model: str) -> tuple[Any, Any] | None:
+# The pages as read last, per database file, model and index build: a process that searches
+# more than once (a notebook, an agent) reads and converts them once per build.
+_PAGES: dict[tuple[str, str, object], VectorPages] = {}
+
+
+def vector_pages(connection: duckdb.DuckDBPyConnection, model: str) -> VectorPages | None:
     import numpy as np
 
     [(path, built_at)] = connection.execute(
@@ -236,40 +253,36 @@ def _coarse_pages(connection: duckdb.DuckDBPyConnection, model: str) -> tuple[An
     if version in _PAGES:
         return _PAGES[version]
     pages = connection.execute(
-        "SELECT keys, vectors FROM search_vector_pages WHERE model = ? ORDER BY page", [model]
+        "SELECT keys, vectors, embeddings FROM search_vector_pages WHERE model = ? ORDER BY page",
+        [model],
     ).fetchall()
     if not pages:
         return None
-    keys = np.concatenate([np.frombuffer(page[0], dtype="<i8") for page in pages])
-    vectors = np.concatenate(
-        [np.frombuffer(page[1], dtype=np.int8).reshape(-1, COARSE_DIMENSIONS) for page in pages]
-    ).astype(np.float32)
-    _PAGES.clear()  # one build at a time: the memory of one model's coarse vectors
-    _PAGES[version] = (keys, vectors)
-    return keys, vectors
+    found = VectorPages(
+        keys=np.concatenate([np.frombuffer(keys, dtype="<i8") for keys, _, _ in pages]),
+        coarse=np.concatenate([np.frombuffer(heads, dtype=np.int8) for _, heads, _ in pages])
+        .reshape(-1, COARSE_DIMENSIONS)
+        .astype(np.float32),
+        whole=np.concatenate([np.frombuffer(whole, dtype="<f2") for _, _, whole in pages]).reshape(
+            -1, EMBEDDING_DIMENSIONS
+        ),
+    )
+    _PAGES.clear()  # one build at a time: the memory of one model's vectors
+    _PAGES[version] = found
+    return found
 
 
-def shortlist(
-    connection: duckdb.DuckDBPyConnection,
-    vector: Sequence[float],
-    model: str,
-    allowed: Sequence[int] | None,
-) -> list[int]:
-    """Text keys of the COARSE_CANDIDATES embeddings nearest `vector` by their coarse
-    (64-dimension, int8) form: the first pass, in numpy over search_vector_pages."""
+def shortlist(pages: VectorPages, vector: Sequence[float], allowed: Sequence[int] | None) -> Any:
+    """Positions in `pages` of the COARSE_CANDIDATES vectors nearest `vector` by their
+    coarse (64-dimension, int8) form: the first pass."""
     import numpy as np
 
-    pages = _coarse_pages(connection, model)
-    if pages is None:
-        return []
-    keys, vectors = pages
-    scores = vectors @ np.asarray(coarse(vector), dtype=np.float32)
+    scores = pages.coarse @ np.asarray(coarse(vector), dtype=np.float32)
     if allowed is not None:
-        scores[~np.isin(keys, np.asarray(allowed, dtype=np.int64))] = -np.inf
-    count = min(COARSE_CANDIDATES, len(keys))
+        scores[~np.isin(pages.keys, np.asarray(allowed, dtype=np.int64))] = -np.inf
+    count = min(COARSE_CANDIDATES, len(pages.keys))
     best = np.argpartition(-scores, count - 1)[:count]
-    kept = best[np.isfinite(scores[best])]
-    return [int(key) for key in keys[kept]]
+    return best[np.isfinite(scores[best])]
 
 
 def semantic_ranking(
@@ -279,8 +292,12 @@ def semantic_ranking(
     video_ids: list[str] | None,
 ) -> list[tuple[int, float]]:
     """Passage ids with their cosine similarity to the query's embedding, best first: the
-    coarse pass over every embedding, then exact cosine over 256 dimensions for its
-    shortlist."""
+    coarse pass over every vector, then cosine over all 256 dimensions for its shortlist."""
+    import numpy as np
+
+    pages = vector_pages(connection, model)
+    if pages is None:
+        return []
     allowed = None
     if video_ids is not None:
         allowed = [
@@ -290,21 +307,28 @@ def semantic_ranking(
                 [video_ids],
             ).fetchall()
         ]
-    keys = shortlist(connection, vector, model, allowed)
-    if not keys:
+    best = shortlist(pages, vector, allowed)
+    if not len(best):
         return []
-    similarity = dict(connection.execute(_EXACT_SQL, [keys, model, list(vector)]).fetchall())
+    query = np.asarray(vector, dtype=np.float32)
+    query /= max(float(np.linalg.norm(query)), 1e-12)
+    cosines = pages.whole[best].astype(np.float32) @ query
+    kept = np.argsort(-cosines, kind="stable")[:CANDIDATES]
+    similarity = {
+        int(key): float(value)
+        for key, value in zip(pages.keys[best[kept]], cosines[kept], strict=True)
+    }
     # Several passages may share a text (and so an embedding): each is ranked by it.
     passages = connection.execute(
         "SELECT passage_id, text_key, video_id FROM knowledge_passages "
         "WHERE text_key = ANY(CAST(? AS BIGINT[]))",
         [list(similarity)],
     ).fetchall()
-    allowed = set(video_ids) if video_ids is not None else None
+    allowed_videos = set(video_ids) if video_ids is not None else None
     found = [
         (passage_id, similarity[key])
         for passage_id, key, video_id in passages
-        if allowed is None or video_id in allowed
+        if allowed_videos is None or video_id in allowed_videos
     ]
     found.sort(key=lambda pair: (-pair[1], pair[0]))
     return found[:CANDIDATES]
@@ -430,13 +454,8 @@ def find(
     with ledger.reading() as connection:
         require_knowledge_schema(connection, ledger.path)
         scope = prepare(connection, filters, Names(knowledge.aliases), knowledge.embed_model)
-    vector, semantic_off, calls = None, None, []
-    if not scope.embedded_passages:
-        semantic_off = (
-            f"no passage has an embedding from {knowledge.embed_model} yet (Ollama could not "
-            "embed when they were indexed); the next `kb analyze` adds them"
-        )
-    else:
+    vector, semantic_off, calls = None, scope.semantic_off, []
+    if semantic_off is None:
         try:
             embedded = embedder.queries([text])
         except EmbeddingUnavailable as error:

@@ -32,8 +32,7 @@ from creatorkb.segments import Segment, TimedText, windows
 from creatorkb.settings import CostOptions
 
 VIDEOS_PER_BATCH = 50
-PAGE = 4096  # coarse vectors per row of search_vector_pages (at most)
-VECTOR_SIZE = 2048  # rows per DuckDB result chunk
+PAGE = 4096  # vectors per row of search_vector_pages (at most)
 
 
 def key_of(text: str) -> int:
@@ -172,8 +171,10 @@ class KnowledgeIndexer:
 
     def run(self) -> IndexReport:
         report = IndexReport()
-        embedder = self._usable_embedder(report)
         stale = self._stale_videos()
+        if not stale and not self._full_text_stale() and not self._unembedded():
+            return report  # current: not even Ollama is asked
+        embedder = self._usable_embedder(report)
         for first in range(0, len(stale), VIDEOS_PER_BATCH):
             videos = self._read(stale[first : first + VIDEOS_PER_BATCH])
             passages = {
@@ -384,6 +385,17 @@ class KnowledgeIndexer:
             ),
         )
 
+    def _unembedded(self) -> bool:
+        """Whether some passage lacks an embedding from the configured model."""
+        if self.embedder is None:
+            return False
+        [row] = self.ledger.rows(
+            "SELECT EXISTS (SELECT 1 FROM knowledge_passages p WHERE NOT EXISTS (SELECT 1 "
+            "FROM passage_embeddings e WHERE e.text_key = p.text_key AND e.model = ?)) AS any",
+            [self.embedder.model],
+        )
+        return bool(row["any"])
+
     def _embed_backlog(self, embedder: Embedder, report: IndexReport) -> None:
         """Passages indexed while Ollama could not embed (or under another model) get their
         embeddings now."""
@@ -399,13 +411,17 @@ class KnowledgeIndexer:
                 return
 
     def _full_text_stale(self) -> bool:
+        """Passages indexed since the last rebuild, or embeddings without vector pages (the
+        pages' format changed in migration 8)."""
         [row] = self.ledger.rows(
             "SELECT (SELECT max(built_at) FROM search_index_builds WHERE rebuilt) AS built, "
-            "(SELECT max(indexed_at) FROM indexed_videos) AS indexed"
+            "(SELECT max(indexed_at) FROM indexed_videos) AS indexed, "
+            "EXISTS (SELECT 1 FROM passage_embeddings) "
+            "AND NOT EXISTS (SELECT 1 FROM search_vector_pages) AS pages_missing"
         )
         if row["indexed"] is None:
             return False
-        return row["built"] is None or row["built"] < row["indexed"]
+        return row["built"] is None or row["built"] < row["indexed"] or row["pages_missing"]
 
     def rebuild_full_text(self) -> float:
         """Rebuild the BM25 index and the coarse vector pages, in one transaction; seconds."""
@@ -424,22 +440,36 @@ class KnowledgeIndexer:
         return time.perf_counter() - started
 
     def _write_vector_pages(self, connection: duckdb.DuckDBPyConnection, model: str) -> None:
-        """The coarse vectors quantized to int8 pages, read a page at a time: fetched at
-        once they would be a Python object per embedding (1.1 GB more at 1.2 million
-        passages, docs/performance.md "Memory"); the int8 pages are 64 bytes each."""
+        """The model's vectors as pages for search: coarse int8 and whole float16, read
+        PAGE rows at a time (by rowid range, which DuckDB scans directly): all at once they
+        would be a Python object per embedding, 1.1 GB more at 1.2 million passages."""
         import numpy as np
 
-        found = connection.execute(
-            "SELECT text_key, coarse FROM passage_embeddings WHERE model = ?", [model]
-        )
-        rows = []
-        while len(chunk := found.fetch_df_chunk(PAGE // VECTOR_SIZE)):
-            keys = chunk["text_key"].to_numpy(dtype="<i8")
-            heads = np.stack(chunk["coarse"].to_numpy())
-            vectors = np.clip(np.rint(heads * 127), -127, 127).astype(np.int8)
-            rows.append([model, len(rows), keys.tobytes(), vectors.tobytes()])
-        if rows:
-            connection.executemany("INSERT INTO search_vector_pages VALUES (?, ?, ?, ?)", rows)
+        [(last,)] = connection.execute("SELECT max(rowid) FROM passage_embeddings").fetchall()
+        page = 0
+        for first in range(0, (last if last is not None else -1) + 1, PAGE):
+            found = connection.execute(
+                "SELECT text_key, coarse, embedding FROM passage_embeddings "
+                "WHERE model = ? AND rowid >= ? AND rowid < ?",
+                [model, first, first + PAGE],
+            ).fetchnumpy()
+            if not len(found["text_key"]):
+                continue
+            keys = np.asarray(found["text_key"], dtype="<i8")
+            heads = np.stack(found["coarse"])
+            whole = np.stack(found["embedding"])
+            whole /= np.maximum(np.linalg.norm(whole, axis=1, keepdims=True), 1e-12)
+            connection.execute(
+                "INSERT INTO search_vector_pages VALUES (?, ?, ?, ?, ?)",
+                [
+                    model,
+                    page,
+                    keys.tobytes(),
+                    np.clip(np.rint(heads * 127), -127, 127).astype(np.int8).tobytes(),
+                    whole.astype("<f2").tobytes(),
+                ],
+            )
+            page += 1
 
     def _record_state(self, report: IndexReport) -> None:
         """What search needs to know about the index, counted once here, not per query."""

@@ -53,7 +53,8 @@ def analyze_videos(
     jobs = claim_videos(
         ledger, limit=limit, flow_run_id=runtime.flow_run.id, video_ids=video_ids, force=force
     )
-    if not jobs:  # nothing to do: no model client is even started
+    if not jobs:  # nothing to analyse: no model client is started, the index is kept current
+        index_knowledge(ledger, runtime.flow_run.id, return_state=True)
         return _summarise(AnalysisSummary.of([], {}))
     engine = models.engine(config, ledger, runtime.flow_run.id)
     results, errors = _analyze_all(engine, jobs)

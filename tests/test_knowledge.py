@@ -29,7 +29,7 @@ from creatorkb.ledger import Ledger
 from tests.analysts import by_title, grounded, is_question, transcript_in, uncited
 from tests.conftest import KB
 from tests.servers.anthropic import FakeAnthropic
-from tests.servers.ollama import FakeOllama
+from tests.servers.ollama import EMBEDDING_MODELS, FakeOllama, embed_words
 from tests.servers.youtube import FakeYouTube
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.xdist_group("knowledge")]
@@ -400,6 +400,49 @@ def test_search_says_why_semantic_ranking_is_off(kb: Knowledge) -> None:
     )
     assert len(failed) == before + 2
     assert failed[-1] == {"purpose": "embed", "error_type": "ResponseError"}
+
+
+def test_a_ledger_from_before_the_vector_pages_searches_by_full_text_until_analyze(
+    kb: Knowledge, tmp_path: Path
+) -> None:
+    """A ledger written before migration 8 (coarse pages only): search answers from full
+    text and says what to run; `kb init` migrates it; the next `kb analyze`, with nothing to
+    analyse, writes the pages; then search ranks by meaning again, its cosine within 0.001 of
+    DuckDB's own over the stored float32 vectors."""
+    older = Ledger(kb.ledger.snapshot(tmp_path / "older.duckdb"))
+    with older.transaction() as connection:
+        connection.execute("ALTER TABLE search_vector_pages DROP COLUMN embeddings")
+        connection.execute("DELETE FROM schema_migrations WHERE version >= 8")
+    env = {**_ENV, "KB_LEDGER": str(older.path)}
+
+    def search(query: str) -> Any:
+        return json.loads(kb_command("search", query, "--json", env=env).stdout)
+
+    before = search("upscale the portrait")
+    assert before["semantic"] is False and before["hits"], before
+    assert (
+        "schema version 7, before the current vector pages; `kb init` migrates it"
+        in (before["semantic_off"])
+    )
+    kb_command("init", env=env, prefect=True)
+    migrated = search("upscale the portrait")
+    assert migrated["semantic"] is False and migrated["hits"]
+    assert "the next `kb analyze` writes them" in migrated["semantic_off"]
+
+    kb_command("analyze", env=env, prefect=True)
+    after = search("twice")
+    assert after["semantic"] is True and after["semantic_off"] is None
+    assert all("twice" in hit["text"] for hit in after["hits"][:2])
+    query_vector = embed_words("twice", EMBEDDING_MODELS["nomic-embed-text"])[:256]
+    for hit in after["hits"]:
+        row, *_ = older.rows(  # a text may be several passages; one embedding
+            "SELECT array_cosine_similarity(e.embedding, CAST(? AS FLOAT[256])) AS cosine "
+            "FROM knowledge_passages p JOIN passage_embeddings e USING (text_key) "
+            "WHERE p.video_id = ? AND p.text = ?",
+            [query_vector, hit["video_id"], hit["text"]],
+        )
+        cosine = row["cosine"]
+        assert abs(hit["similarity"] - cosine) < 1e-3, (hit, cosine)
 
 
 def test_tools_and_topics_are_counted_under_one_name(kb: Knowledge) -> None:
