@@ -1,15 +1,11 @@
-"""The weekly report as one self-contained HTML page, its charts drawn by matplotlib as SVG."""
+"""The weekly report as one self-contained HTML page with its charts inline as SVG."""
 
 from __future__ import annotations
 
-import io
 from html import escape
 
-from matplotlib import rc_context
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-
 from creatorkb.report import LOCAL_SHARE_TARGET, Section, WeeklyReport, usd
+from creatorkb.svg_chart import Chart, Level, Series
 
 CLOUD_COLOUR = "#d9822b"
 LOCAL_COLOUR = "#2f9e44"
@@ -56,7 +52,7 @@ def render_html(report: WeeklyReport) -> str:
             ),
             "</div>",
             _table(headline),
-            *(f"<figure>{_svg(chart)}</figure>" for chart in charts),
+            *(f"<figure>{chart.svg()}</figure>" for chart in charts),
             *(_table(section) for section in details),
             "</body>",
             "</html>",
@@ -76,84 +72,67 @@ def _table(section: Section) -> str:
     return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _svg(figure: Figure) -> str:
-    """The figure as an inline <svg> element, text kept as text."""
-    buffer = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "creatorkb"}):
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
-def _chart(title: str) -> tuple[Figure, Axes]:
-    figure = Figure(figsize=(8, 3.2), layout="constrained")
-    axes = figure.subplots()
-    axes.set_title(title, loc="left")
-    axes.spines[["top", "right"]].set_visible(False)
-    return figure, axes
-
-
-def cost_per_day_chart(report: WeeklyReport) -> Figure:
-    figure, axes = _chart("Cost per day")
-    labels = [f"{day.day:%a %d}" for day in report.days]
+def cost_per_day_chart(report: WeeklyReport) -> Chart:
     cloud = [float(day.cloud_usd) for day in report.days]
     energy = [float(day.energy_usd) for day in report.days]
-    axes.bar(labels, cloud, color=CLOUD_COLOUR, label="cloud (billed)")
-    axes.bar(labels, energy, bottom=cloud, color=LOCAL_COLOUR, label="local (energy)")
     all_cloud = [float(day.all_cloud_usd) for day in report.days]
-    axes.plot(labels, all_cloud, color=ALL_CLOUD_COLOUR, marker="o", label="all-cloud")
-    highest = max([*all_cloud, *(c + e for c, e in zip(cloud, energy, strict=True))])
-    # Costs are never negative: an empty week keeps the axis at zero, not around it.
-    axes.set_ylim(0, highest * 1.1 if highest > 0 else 1)
-    if highest == 0:
-        axes.text(0.5, 0.5, "no calls this week", transform=axes.transAxes, ha="center")
-    axes.set_ylabel("US$")
-    _legend_above(axes)
-    return figure
+    spent = any(cloud) or any(energy) or any(all_cloud)
+    return Chart(
+        "Cost per day",
+        [f"{day.day:%a %d}" for day in report.days],
+        "US$",
+        [
+            Series("cloud (billed)", cloud, CLOUD_COLOUR, "bar"),
+            Series("local (energy)", energy, LOCAL_COLOUR, "bar"),
+            Series("all-cloud", all_cloud, ALL_CLOUD_COLOUR),
+        ],
+        # Costs are never negative: an empty week keeps the axis at zero, not around it.
+        y_range=None if spent else (0.0, 1.0),
+        note=None if spent else "no calls this week",
+    )
 
 
-def local_share_chart(report: WeeklyReport) -> Figure:
-    figure, axes = _chart("Local share of calls by week")
+def local_share_chart(report: WeeklyReport) -> Chart:
     shares = [
-        float("nan") if point.local_share_calls is None else point.local_share_calls * 100
+        None if point.local_share_calls is None else point.local_share_calls * 100
         for point in report.history
     ]
-    axes.plot(range(len(shares)), shares, marker="o", color=LOCAL_COLOUR, label="local share")
-    axes.axhline(
-        LOCAL_SHARE_TARGET * 100,
-        color=TARGET_COLOUR,
-        linestyle="--",
-        label=f"target {LOCAL_SHARE_TARGET:.0%}",
+    weeks = [point.week for point in report.history]
+    return Chart(
+        "Local share of calls by week",
+        weeks,
+        "% of answered calls",
+        [Series("local share", shares, LOCAL_COLOUR)],
+        [Level(f"target {LOCAL_SHARE_TARGET:.0%}", LOCAL_SHARE_TARGET * 100, TARGET_COLOUR)],
+        y_range=(0.0, 100.0),
+        label_every=_label_every(weeks),
     )
-    axes.set_ylim(0, 100)
-    axes.set_ylabel("% of answered calls")
-    _week_ticks(axes, [point.week for point in report.history])
-    _legend_above(axes)
-    return figure
 
 
-def savings_chart(report: WeeklyReport) -> Figure:
-    figure, axes = _chart("Cumulative savings against the GPU's price")
-    cumulative = [float(point.cumulative_savings_usd) for point in report.history]
-    axes.plot(range(len(cumulative)), cumulative, marker="o", color=LOCAL_COLOUR, label="saved")
-    axes.axhline(
-        float(report.roi.gpu_price_usd),
-        color=CLOUD_COLOUR,
-        linestyle="--",
-        label=f"GPU {usd(report.roi.gpu_price_usd)}",
+def savings_chart(report: WeeklyReport) -> Chart:
+    weeks = [point.week for point in report.history]
+    return Chart(
+        "Cumulative savings against the GPU's price",
+        weeks,
+        "US$",
+        [
+            Series(
+                "saved",
+                [float(point.cumulative_savings_usd) for point in report.history],
+                LOCAL_COLOUR,
+            )
+        ],
+        [
+            Level(
+                f"GPU {usd(report.roi.gpu_price_usd)}",
+                float(report.roi.gpu_price_usd),
+                CLOUD_COLOUR,
+            )
+        ],
+        label_every=_label_every(weeks),
     )
-    axes.set_ylabel("US$")
-    _week_ticks(axes, [point.week for point in report.history])
-    _legend_above(axes)
-    return figure
 
 
-def _legend_above(axes: Axes) -> None:
-    axes.legend(frameon=False, ncols=3, loc="lower right", bbox_to_anchor=(1.0, 1.0))
-
-
-def _week_ticks(axes: Axes, weeks: list[str]) -> None:
+def _label_every(weeks: list[str]) -> int:
     """Label at most MOST_WEEK_TICKS weeks, evenly spaced, always the latest."""
-    step = max(1, -(-len(weeks) // MOST_WEEK_TICKS))
-    positions = list(range(len(weeks) - 1, -1, -step))[::-1]
-    axes.set_xticks(positions, [weeks[position] for position in positions])
+    return max(1, -(-len(weeks) // MOST_WEEK_TICKS))

@@ -69,6 +69,9 @@ def test_notebook_runs_every_cell_on_a_real_ledger(
     assert f"Weekly cost report {this_week.label} (partial)" in page
     assert list(scratch.iterdir()) == []  # no copy of the ledger left behind
     assert "Cost per day" in page and "Local share of calls" in page
+    # The report's own charts, drawn inline (their titles are in no markdown cell).
+    assert "Local share of calls by week" in page
+    assert "Cumulative savings against the GPU" in page
     assert "UCmediummmmmmmmmmmmmmmmm" in page  # the creator slice lists the seeded creators
     [cloud] = Ledger(kb_env / "data" / "kb.duckdb").rows(
         "SELECT sum(cost_usd) AS usd FROM llm_calls WHERE provider = 'anthropic'"

@@ -559,8 +559,9 @@ def test_an_empty_week_says_which_weeks_have_data(week_ledger_file: Path) -> Non
         "No model calls were recorded in 2026-W45. Weeks with data: 2026-W40, 2026-W46, "
         "2026-W47, 2026-W48; e.g. `kb report --week 2026-W48`."
     ) in report.to_markdown()
-    axes = cost_per_day_chart(report).axes[0]
-    assert axes.get_ylim()[0] == 0  # no negative axis under an empty week
+    chart = cost_per_day_chart(report)
+    assert chart.bounds() == (0.0, 1.0)  # no negative axis under an empty week
+    assert ">0.0</text>" in chart.svg() and ">no calls this week</text>" in chart.svg()
 
 
 def test_a_week_not_over_yet_is_marked_partial_and_not_counted_for_projection(
@@ -588,6 +589,8 @@ def test_net_after_amortisation_stands_beside_the_savings(report: WeeklyReport) 
     page = render_html(report)
     assert "<strong>-$7.85</strong>Net after GPU amortisation" in page
     # The cost chart carries the all-cloud counterfactual of each day.
-    [axes] = cost_per_day_chart(report).axes
-    assert "all-cloud" in [text.get_text() for text in axes.get_legend().get_texts()]
+    chart = cost_per_day_chart(report)
+    assert ">all-cloud</text>" in chart.svg() and chart.svg() in page
+    low, high = chart.bounds()
+    assert low == 0 and high >= float(max(d.all_cloud_usd for d in report.days))
     assert sum(day.all_cloud_usd for day in report.days) == report.all_cloud_usd
