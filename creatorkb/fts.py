@@ -14,7 +14,7 @@ import duckdb_extension_fts
 from creatorkb.errors import KBError
 
 KNOWLEDGE_SCHEMA = 5  # the migration that created the knowledge tables
-VECTOR_PAGES_SCHEMA = 8  # ... and the one that gave the vector pages their whole vectors
+VECTOR_PAGES_SCHEMA = 9  # ... and the one that gave the vector pages their whole vectors
 FTS_SCHEMA = "fts_main_knowledge_passages"
 # Digits are kept (model versions: "SD 1.5", "Flux 2"); accents are folded.
 FTS_PRAGMA = (

@@ -412,7 +412,7 @@ class KnowledgeIndexer:
 
     def _full_text_stale(self) -> bool:
         """Passages indexed since the last rebuild, or embeddings without vector pages (the
-        pages' format changed in migration 8)."""
+        pages' format changed in migration 9)."""
         [row] = self.ledger.rows(
             "SELECT (SELECT max(built_at) FROM search_index_builds WHERE rebuilt) AS built, "
             "(SELECT max(indexed_at) FROM indexed_videos) AS indexed, "

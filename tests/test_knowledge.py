@@ -405,14 +405,14 @@ def test_search_says_why_semantic_ranking_is_off(kb: Knowledge) -> None:
 def test_a_ledger_from_before_the_vector_pages_searches_by_full_text_until_analyze(
     kb: Knowledge, tmp_path: Path
 ) -> None:
-    """A ledger written before migration 8 (coarse pages only): search answers from full
+    """A ledger written before migration 9 (coarse pages only): search answers from full
     text and says what to run; `kb init` migrates it; the next `kb analyze`, with nothing to
     analyse, writes the pages; then search ranks by meaning again, its cosine within 0.001 of
     DuckDB's own over the stored float32 vectors."""
     older = Ledger(kb.ledger.snapshot(tmp_path / "older.duckdb"))
     with older.transaction() as connection:
         connection.execute("ALTER TABLE search_vector_pages DROP COLUMN embeddings")
-        connection.execute("DELETE FROM schema_migrations WHERE version >= 8")
+        connection.execute("DELETE FROM schema_migrations WHERE version >= 9")
     env = {**_ENV, "KB_LEDGER": str(older.path)}
 
     def search(query: str) -> Any:
@@ -421,7 +421,7 @@ def test_a_ledger_from_before_the_vector_pages_searches_by_full_text_until_analy
     before = search("upscale the portrait")
     assert before["semantic"] is False and before["hits"], before
     assert (
-        "schema version 7, before the current vector pages; `kb init` migrates it"
+        "schema version 8, before the current vector pages; `kb init` migrates it"
         in (before["semantic_off"])
     )
     kb_command("init", env=env, prefect=True)
