@@ -340,9 +340,17 @@ class Batches:
     def submit(self, run: BatchRun | None = None) -> BatchRun:
         """Send the queued items of this process (and of processes that are gone) as
         batches; first find out what became of items a killed run was sending."""
+        run = run or BatchRun()
+        self._reconcile(run)
+        items = self._start_sending()
+        for start in range(0, len(items), MAX_ITEMS_PER_BATCH):
+            chunk = items[start : start + MAX_ITEMS_PER_BATCH]
+            self._send(chunk, run)
+        return run
+
+    def _reconcile(self, run: BatchRun) -> None:
         import anthropic
 
-        run = run or BatchRun()
         try:
             self._reconcile_sending(run)
         except (anthropic.APIError, BatchError) as error:
@@ -350,11 +358,6 @@ class Batches:
                 f"could not look for the batches of a killed run at Anthropic ({error}); its "
                 "items wait for the next run"
             )
-        items = self._start_sending()
-        for start in range(0, len(items), MAX_ITEMS_PER_BATCH):
-            chunk = items[start : start + MAX_ITEMS_PER_BATCH]
-            self._send(chunk, run)
-        return run
 
     def _start_sending(self) -> list[BatchItem]:
         """Mark queued items as being sent, before they are: the record a later run reads."""
@@ -473,11 +476,13 @@ class Batches:
     # -- collecting -------------------------------------------------------------------
 
     def collect(self, run: BatchRun | None = None) -> BatchRun:
-        """Check every batch not yet collected: cancel one in progress past the policy's
+        """Match what a killed run was sending to the batches Anthropic lists, then check
+        every batch not yet collected: cancel one in progress past the policy's
         limit, read the results of those that ended, record each item's answer."""
         import anthropic
 
         run = run or BatchRun()
+        self._reconcile(run)
         rows = self.ledger.rows(
             "SELECT batch_id, submitted_at, cancel_requested_at, result_reads "
             "FROM message_batches WHERE collected_at IS NULL ORDER BY submitted_at"
@@ -632,7 +637,20 @@ class Batches:
         run.failed += len(custom_ids)
         run.problem(f"{problem}: item(s) {', '.join(custom_ids)} follow when_batch_fails")
         now = datetime.now(UTC)
+        held = self.ledger.rows(
+            "SELECT reservation_id FROM batch_items WHERE list_contains(?, custom_id) "
+            "AND reservation_id IS NOT NULL",
+            [custom_ids],
+        )
+        # Nobody waits on their answers any more: open, and no longer waited for, they are
+        # what the budget and the report count as possibly billed.
+        lapsed = [{"reservation_id": r["reservation_id"], "expires_at": now} for r in held]
         return [
+            *(
+                [Write.update_existing("budget_reservations", ("reservation_id",), lapsed)]
+                if lapsed
+                else []
+            ),
             Write.update_existing(
                 "batch_items",
                 ("custom_id",),
@@ -646,7 +664,7 @@ class Batches:
                     }
                     for cid in custom_ids
                 ],
-            )
+            ),
         ]
 
     def _lose(self, batch_id: str, problem: str, run: BatchRun) -> None:
