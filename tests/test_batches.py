@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 from creatorkb import batches as batches_module
 from creatorkb.budget import unanswered
 from creatorkb.errors import SettingsError
+from creatorkb.report import IsoWeek, weekly_report
+from creatorkb.settings import CostOptions
 from flows.analyze import analyze_videos
 from tests.analysts import by_title, careful, fabricated
 from tests.conftest import ledger_of, run_kb
@@ -136,6 +139,17 @@ def test_work_that_can_wait_is_sent_as_a_batch_and_finished_by_a_later_run(
     [direct] = rows(kb_env, "SELECT cost_usd FROM llm_calls WHERE service_tier = 'standard'")
     assert direct["cost_usd"] == by_hand(anthropic.replies[0]["usage"])
     assert {u["service_tier"] for u in batch_usages} == {"batch"}
+    # The weekly report: cloud dollars by model and service tier, what batching saved.
+    week = IsoWeek.last_complete(datetime.now(UTC) + timedelta(days=7), "UTC")
+    report = weekly_report(ledger_of(kb_env), week, CostOptions(), Decimal(10))
+    assert sorted((t.model, t.tier, t.calls, t.cloud_usd) for t in report.cloud_by_tier) == [
+        ("claude-haiku-5-5", "batch", 3, billed["usd"]),
+        ("claude-sonnet-5", "standard", 1, direct["cost_usd"]),
+    ]
+    assert report.batch_savings_usd == billed["usd"]  # half price: the other half saved
+    markdown = report.to_markdown()
+    assert "## Cloud by model and service tier" in markdown
+    assert "Saved by batching" in markdown
 
 
 @pytest.mark.parametrize("crash", ["before the create call", "after the create call"])
