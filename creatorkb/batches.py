@@ -25,12 +25,13 @@ transaction, so a run killed at any moment never pays twice and never loses a pa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -588,20 +589,17 @@ class Batches:
                 batch=True,
                 detail=detail,
             )
-            call = ModelCall(
-                **{
-                    **answer.call.__dict__,
-                    "reservation_id": item.reservation_id,
-                    "call_id": uuid.uuid4().hex,
-                }
-            )
+            # The call's id follows from the item's: two runs reading the same results file
+            # at once record it once (the ledger keeps the first row of a key).
+            call_id = hashlib.sha256(f"batch:{item.custom_id}".encode()).hexdigest()[:32]
+            call = replace(answer.call, reservation_id=item.reservation_id, call_id=call_id)
             run.answered += 1
             update = {
                 "custom_id": item.custom_id,
                 "status": "answered",
                 "answered_at": now,
                 "result_type": "succeeded",
-                "result_text": answer.text if not answer.answer_cut else "",
+                "result_text": answer.text,
                 "call_id": call.call_id,
                 "call": call.to_json(),
             }

@@ -20,6 +20,12 @@ the job's own rows.
 
 A job that cannot wait (a prompt) is never deferred: instead NoModelAnswered is raised, its
 calls still recorded.
+
+A cloud step the policy lets wait (`batch_purposes`: a video's refine or shadow) is queued as
+a Message Batch item instead of sent: the job's calls so far and the item are recorded and the
+video waits (Outcome.waiting). A later run collects the answer (creatorkb/batches.py) and
+`resume` goes on from the same step: the cascade, the shadow comparison, or, for an item that
+failed, `when_batch_fails`.
 """
 
 from __future__ import annotations

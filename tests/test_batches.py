@@ -198,6 +198,36 @@ def test_a_run_killed_while_sending_never_pays_twice_and_loses_nothing(
     assert {r["status"] for r in rows(kb_env, "SELECT status FROM batch_items")} == {"done"}
 
 
+def test_a_run_killed_while_collecting_records_each_answer_once(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ollama.responder = by_title({"hype": fabricated})
+    seed(kb_env, *[(f"vid_hype{i:03d}", MEDIUM, f"hype {i}") for i in range(3)])
+    analyze_videos()  # sent; the fake ends the batch at once
+    original = batches_module.Batches._result_writes
+    seen: list[str] = []
+
+    def dies_on_the_second(self: Any, item: Any, result: Any, run: Any) -> Any:
+        seen.append(item.custom_id)
+        if len(seen) == 2:
+            raise RuntimeError("killed while collecting")
+        return original(self, item, result, run)
+
+    with monkeypatch.context() as crashing:
+        crashing.setattr(batches_module.Batches, "_result_writes", dies_on_the_second)
+        with pytest.raises(RuntimeError, match="killed while collecting"):
+            analyze_videos()
+    # A batch's answers are written together or not at all: nothing half-recorded.
+    assert rows(kb_env, "SELECT * FROM llm_calls WHERE service_tier = 'batch'") == []
+
+    summary = analyze_videos()  # the results file is read again
+
+    assert summary.routes == {"cloud_refine": 3} and summary.batch_answers == 3
+    assert len(anthropic.batch_replies) == 3 and len(anthropic.batches) == 1
+    paid = rows(kb_env, "SELECT count(*) AS n FROM llm_calls WHERE service_tier = 'batch'")
+    assert paid == [{"n": 3}]
+
+
 def test_the_cascade_goes_on_in_batched_work(
     kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic
 ) -> None:
