@@ -84,6 +84,7 @@ def main() -> None:
             "ANTHROPIC_BASE_URL": anthropic.url,
             "ANTHROPIC_API_KEY": anthropic.api_key,
             "KB_POLICY_SHADOW_RATE": "0",
+            "KB_POLICY_BATCH_PURPOSES": "{}",
             "KB_POLICY_MIN_WEEKLY_SHADOWS": "0",
             "KB_POLICY_WEEKLY_BUDGET_USD": "100000",
             "PREFECT_LOGGING_LEVEL": "WARNING",

@@ -57,6 +57,7 @@ def environment(directory: Path, ollama: FakeOllama, anthropic: FakeAnthropic) -
             "KB_OLLAMA_PARALLEL": str(LOCAL_SLOTS),
             "KB_ANTHROPIC_CONCURRENCY": str(CLOUD_SLOTS),
             "KB_POLICY_SHADOW_RATE": "0",
+            "KB_POLICY_BATCH_PURPOSES": "{}",  # refines answered at once: wall time
             "KB_POLICY_MIN_WEEKLY_SHADOWS": "0",
             "KB_POLICY_WEEKLY_BUDGET_USD": "1000",
             "NO_PROXY": "127.0.0.1,localhost",

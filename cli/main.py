@@ -111,6 +111,40 @@ def ledger_convert() -> None:
     )
 
 
+@app.command()
+def status() -> None:
+    """Videos by status, and the videos waiting on a Message Batch (batch id and age)."""
+    from creatorkb.batches import WaitingVideo, waiting_videos
+
+    settings = kb_settings()
+
+    def read() -> tuple[list[dict[str, object]], list[WaitingVideo]]:
+        ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
+        counts = ledger.rows("SELECT status, count(*) AS n FROM videos GROUP BY 1 ORDER BY 1")
+        return counts, waiting_videos(ledger)
+
+    counts, waiting = run(read)
+    table = Table("status", "videos")
+    for row in counts:
+        table.add_row(str(row["status"]), str(row["n"]))
+    console.print(table if counts else "no videos yet: `kb scan` finds them")
+    if not waiting:
+        console.print("no video is waiting on a Message Batch")
+        return
+    console.print(f"{len(waiting)} video(s) waiting on a Message Batch:")
+    batches = Table("video", "batch", "item", "step", "age (h)")
+    for w in waiting:
+        batch = w.batch_id or "not sent yet"
+        batches.add_row(
+            w.video_id,
+            f"{batch} ({w.status})",
+            w.custom_id,
+            f"{w.purpose} by {w.model}",
+            f"{w.age_hours:.2f}",
+        )
+    console.print(batches)
+
+
 @ledger_app.command("unanswered")
 def ledger_unanswered() -> None:
     """Cloud calls sent whose answer never came back: possibly billed, counted by the budget."""
@@ -387,6 +421,12 @@ def _print_analysis(summary: AnalysisSummary) -> None:
     console.print(table)
     for route, count in summary.routes.items():
         console.print(f"  {count:4d}  {route}")
+    if summary.batches_sent:
+        console.print(f"Message Batches sent: {', '.join(summary.batches_sent)}", highlight=False)
+    if summary.waiting:
+        console.print(f"  {len(summary.waiting):4d}  waiting on a Message Batch (kb status)")
+    for problem in summary.batch_problems:
+        console.print(f"batch: {problem}", style="yellow", highlight=False, markup=False)
     for video_id, error in summary.errors.items():
         console.print(f"[red]{video_id}[/]: {error}")
     for warning in summary.warnings:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from creatorkb.agreement import agreement
+from creatorkb.batches import OPEN, BatchRun, WaitingVideo, load_item
 from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, Purpose
 from creatorkb.confidence import Confidence, assess
 from creatorkb.engine import Draft, Job, Outcome, RoutingEngine, Verdict
@@ -49,6 +50,7 @@ class VideoJob:
     priority: Priority
     title: str
     status: VideoStatus = VideoStatus.transcribed
+    batch_item: str | None = None  # the batch item (custom_id) whose answer it goes on with
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class VideoResult:
     cloud_usd: Decimal = Decimal(0)
     reason: str = ""
     confidence: float | None = None  # the decision's (for consensus: the models' agreement)
+    waiting: str | None = None  # the batch item it waits on (no decision yet)
 
 
 class VideoAnalysis(Job[Insight]):
@@ -114,6 +117,9 @@ class VideoAnalysis(Job[Insight]):
 
     def text_of(self, payload: Insight) -> str:
         return payload.model_dump_json()
+
+    def restore(self, text: str | None) -> Insight | None:
+        return parse_insight(text) if text else None
 
     def agreement(self, first: Insight, second: Insight) -> float:
         return agreement(first, second)
@@ -167,7 +173,11 @@ def analyze_video(
     transcript = load_transcript(engine.ledger, video.video_id)
     if not transcript.strip():
         return record_failure(engine.ledger, video, "the transcript is empty")
-    outcome = engine.run(VideoAnalysis(video, transcript, engine.policy), start, models)
+    job = VideoAnalysis(video, transcript, engine.policy)
+    if video.batch_item is not None:
+        outcome = engine.resume(job, load_item(engine.ledger, video.batch_item))
+    else:
+        outcome = engine.run(job, start, models)
     return VideoResult(
         video.video_id,
         outcome.route,
@@ -177,6 +187,7 @@ def analyze_video(
         outcome.cloud_usd,
         outcome.reason,
         outcome.confidence,
+        outcome.waiting,
     )
 
 
@@ -247,13 +258,34 @@ def claim_videos(
             WHERE list_contains(?, v.status)
               AND (? IS NULL OR list_contains(?, v.video_id))
               AND (a.expires_at IS NULL OR a.expires_at <= ? OR list_contains(?, a.holder))
+              AND v.video_id NOT IN (
+                  SELECT video_id FROM batch_items WHERE list_contains(?, status))
             ORDER BY {Priority.rank_sql("coalesce(c.priority, 'medium')")},
                      v.published_at DESC NULLS LAST, v.video_id
             LIMIT ?
             """,
-            [[str(s) for s in statuses], video_ids, video_ids, now, gone, limit],
+            [[str(s) for s in statuses], video_ids, video_ids, now, gone, list(OPEN), limit],
         ).fetchall()
         jobs = [VideoJob(r[0], r[1], Priority(r[2]), r[3], VideoStatus(r[4])) for r in rows]
+        # Videos whose batch answer (or failure) is in: each goes on from where it waited.
+        rows = connection.execute(
+            """
+            SELECT v.video_id, v.channel_id, coalesce(c.priority, 'medium') AS priority,
+                   coalesce(v.title, '') AS title, v.status, b.custom_id
+            FROM batch_items b
+            JOIN videos v USING (video_id)
+            LEFT JOIN creators c USING (channel_id)
+            LEFT JOIN analysis_claims a USING (video_id)
+            WHERE b.status IN ('answered', 'failed')
+              AND (a.expires_at IS NULL OR a.expires_at <= ? OR list_contains(?, a.holder))
+            ORDER BY b.answered_at, b.custom_id
+            LIMIT ?
+            """,
+            [now, gone, limit],
+        ).fetchall()
+        jobs = [
+            VideoJob(r[0], r[1], Priority(r[2]), r[3], VideoStatus(r[4]), r[5]) for r in rows
+        ] + jobs[: max(0, limit - len(rows))]
         claims = [
             {
                 "video_id": job.video_id,
@@ -323,6 +355,10 @@ class AnalysisSummary(BaseModel):
     cloud_usd: Decimal
     errors: dict[str, str]
     warnings: list[str] = []
+    waiting: list[WaitingVideo] = []  # videos waiting on a Message Batch after this run
+    batches_sent: list[str] = []  # batch ids sent this run
+    batch_answers: int = 0  # batch items whose answer this run recorded
+    batch_problems: list[str] = []
 
     @classmethod
     def of(
@@ -330,21 +366,29 @@ class AnalysisSummary(BaseModel):
         results: list[VideoResult],
         errors: dict[str, str],
         warnings: list[str] | None = None,
+        batches: BatchRun | None = None,
+        waiting: list[WaitingVideo] | None = None,
     ) -> AnalysisSummary:
         routes: dict[str, int] = {}
         for result in results:
-            if result.route is not None:
+            if result.route is not None and result.waiting is None:
                 routes[result.route.value] = routes.get(result.route.value, 0) + 1
         return cls(
             videos=len(results) + len(errors),
             analyzed=sum(result.status is VideoStatus.analyzed for result in results),
-            deferred=sum(result.route is Route.deferred for result in results),
+            deferred=sum(
+                result.route is Route.deferred and result.waiting is None for result in results
+            ),
             failed=sum(result.status is VideoStatus.failed for result in results) + len(errors),
             routes=dict(sorted(routes.items())),
             flagged=sum(result.flagged for result in results),
             cloud_usd=sum((result.cloud_usd for result in results), Decimal(0)),
             errors=errors,
             warnings=warnings or [],
+            waiting=waiting or [],
+            batches_sent=batches.batches_sent if batches else [],
+            batch_answers=batches.answered if batches else 0,
+            batch_problems=batches.problems if batches else [],
         )
 
     def to_markdown(self) -> str:
@@ -359,6 +403,24 @@ class AnalysisSummary(BaseModel):
         if self.routes:
             lines += ["", "| route | videos |", "|---|---:|"]
             lines += [f"| {route} | {count} |" for route, count in self.routes.items()]
+        if self.batches_sent or self.batch_answers:
+            sent = ", ".join(self.batches_sent) or "none"
+            lines += ["", f"Message Batches: sent {sent}; answers collected: {self.batch_answers}"]
+        if self.waiting:
+            lines += [
+                "",
+                f"**Waiting on a Message Batch: {len(self.waiting)} video(s)**",
+                "",
+                "| video | batch | item | step | age (h) |",
+                "|---|---|---|---|---:|",
+            ]
+            lines += [
+                f"| {w.video_id} | {w.batch_id or 'not sent yet'} ({w.status}) | {w.custom_id} "
+                f"| {w.purpose} by {w.model} | {w.age_hours:.2f} |"
+                for w in self.waiting
+            ]
+        if self.batch_problems:
+            lines += ["", "**Batches:**", *(f"- {p}" for p in self.batch_problems)]
         if self.warnings:
             lines += ["", "**Not possible this run:**", *(f"- {w}" for w in self.warnings)]
         if self.errors:

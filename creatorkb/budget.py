@@ -158,11 +158,17 @@ class PossiblyBilled:
     exposure_usd: Decimal
 
 
+# Reservations of batch items whose answer is still to come: not lost, only waiting (the
+# budget counts them all the same).
+IN_BATCH_SQL = (
+    "reservation_id NOT IN (SELECT reservation_id FROM batch_items WHERE reservation_id IS "
+    "NOT NULL AND status IN ('queued', 'sending', 'submitted'))"
+)
 # Open reservations of calls sent in a week: possibly_billed() keeps those no live process
 # still waits on.
 SENT_OPEN_SQL = (
     "SELECT holder, expires_at, call_id, amount_usd FROM budget_reservations "
-    "WHERE status = 'open' AND sent_at >= ? AND sent_at < ?"
+    f"WHERE status = 'open' AND sent_at >= ? AND sent_at < ? AND {IN_BATCH_SQL}"
 )
 
 
@@ -183,7 +189,7 @@ def unanswered(ledger: Ledger) -> list[dict[str, Any]]:
     rows = ledger.rows(
         "SELECT reservation_id, sent_at, model, purpose, amount_usd, holder, expires_at, "
         "call_id FROM budget_reservations WHERE status = 'open' AND sent_at IS NOT NULL "
-        "ORDER BY sent_at"
+        f"AND {IN_BATCH_SQL} ORDER BY sent_at"
     )
     now = datetime.now(UTC)
     return [r for r in rows if possibly_billed([r], now).calls]

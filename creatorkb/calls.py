@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -74,6 +74,17 @@ class ModelCall:
     @property
     def ok(self) -> bool:
         return self.error_type is None
+
+    def to_json(self) -> dict[str, Any]:
+        """The call as JSON (kept with a batch item until its job is finished)."""
+        data = asdict(self)
+        data["ts"] = self.ts.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelCall:
+        fields = {**data, "usage": Usage(**data["usage"]), "ts": datetime.fromisoformat(data["ts"])}
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

@@ -58,17 +58,40 @@ class CloudModel:
         # Set when the key is refused: nobody asks again this run (no 401 storm).
         self.down: str | None = None
 
-    def max_cost(self, request: ModelRequest) -> Decimal:
+    def max_cost(self, request: ModelRequest, *, batch: bool = False) -> Decimal:
         """An upper bound of a request's cost: all input billed at the cache-write rate, and
-        as much output as the request can need."""
+        as much output as the request can need (at the batch price when it is batched)."""
         tokens = estimate_tokens(request.system) + estimate_tokens(request.user)
         if request.schema is not None:
             tokens += estimate_tokens(json.dumps(request.schema))
         output = request.output_limit(self.options.max_output_tokens)
         model = request.model or self.model
         if self.options.cache_ttl == "1h":
-            return price(Usage(cache_write_1h_tokens=tokens, output_tokens=output), model)
-        return price(Usage(cache_write_5m_tokens=tokens, output_tokens=output), model)
+            usage = Usage(cache_write_1h_tokens=tokens, output_tokens=output)
+        else:
+            usage = Usage(cache_write_5m_tokens=tokens, output_tokens=output)
+        return price(usage, model, batch=batch)
+
+    def message_params(self, request: ModelRequest) -> dict[str, Any]:
+        """The Messages API parameters of a request (sent directly, or as a batch item)."""
+        model = request.model or self.model
+        cache = {"type": "ephemeral", "ttl": self.options.cache_ttl}
+        params: dict[str, Any] = {
+            "model": model,
+            "max_tokens": request.output_limit(self.options.max_output_tokens),
+            "system": [{"type": "text", "text": request.system, "cache_control": cache}],
+            "messages": [{"role": "user", "content": request.user}],
+        }
+        if request.schema is not None:
+            params["tools"] = [
+                {
+                    "name": TOOL_NAME,
+                    "description": "Record the analysis of the video.",
+                    "input_schema": request.schema,
+                }
+            ]
+            params["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+        return params
 
     def generate(self, request: ModelRequest) -> ModelAnswer:
         """One Messages request (the configured model unless the request names one); raises
@@ -76,22 +99,7 @@ class CloudModel:
         import anthropic
 
         model = request.model or self.model
-        cache = {"type": "ephemeral", "ttl": self.options.cache_ttl}
-        message_request: dict[str, Any] = {
-            "model": model,
-            "max_tokens": request.output_limit(self.options.max_output_tokens),
-            "system": [{"type": "text", "text": request.system, "cache_control": cache}],
-            "messages": [{"role": "user", "content": request.user}],
-        }
-        if request.schema is not None:
-            message_request["tools"] = [
-                {
-                    "name": TOOL_NAME,
-                    "description": "Record the analysis of the video.",
-                    "input_schema": request.schema,
-                }
-            ]
-            message_request["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+        message_request = self.message_params(request)
         with self._slots:
             if self.down:  # the key was refused while this request waited for a slot
                 raise CloudKeyRejected(self.down, None)
@@ -101,15 +109,12 @@ class CloudModel:
             except anthropic.APIError as error:
                 raise self._failure(error, model, request.purpose, started) from error
         latency = (time.perf_counter() - started) * 1000
-        call = ModelCall(
-            "anthropic",
-            model,
-            request.purpose,
-            _usage(message.usage, self.options.cache_ttl),
-            latency,
-            detail={"stop_reason": message.stop_reason, "request_id": message.id},
-        )
-        return ModelAnswer(call, _content(message), answer_cut=message.stop_reason == "max_tokens")
+        return answer_of(message, model, request.purpose, latency, self.options.cache_ttl)
+
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The SDK client (the Message Batches API is used through it: creatorkb/batches.py)."""
+        return self._client
 
     def _failure(
         self, error: anthropic.APIError, model: str, purpose: Purpose, started: float
@@ -180,6 +185,30 @@ def _sdk_deprecations() -> dict[str, str]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return dict(module.DEPRECATED_MODELS)
+
+
+def answer_of(
+    message: anthropic.types.Message,
+    model: str,
+    purpose: Purpose,
+    latency_ms: float,
+    ttl: str,
+    *,
+    batch: bool = False,
+    detail: dict[str, Any] | None = None,
+) -> ModelAnswer:
+    """A Messages response (direct, or a batch item's) as kb's answer and call record: the
+    one place a Claude message becomes a call."""
+    call = ModelCall(
+        "anthropic",
+        model,
+        purpose,
+        _usage(message.usage, ttl),
+        latency_ms,
+        batch=batch,
+        detail={"stop_reason": message.stop_reason, "request_id": message.id, **(detail or {})},
+    )
+    return ModelAnswer(call, _content(message), answer_cut=message.stop_reason == "max_tokens")
 
 
 def _usage(usage: anthropic.types.Usage, ttl: str) -> Usage:

@@ -20,6 +20,12 @@ the job's own rows.
 
 A job that cannot wait (a prompt) is never deferred: instead NoModelAnswered is raised, its
 calls still recorded.
+
+A cloud step the policy lets wait (`batch_purposes`: a video's refine or shadow) is queued as
+a Message Batch item instead of sent: the job's calls so far and the item are recorded and the
+video waits (Outcome.waiting). A later run collects the answer (creatorkb/batches.py) and
+`resume` goes on from the same step: the cascade, the shadow comparison, or, for an item that
+failed, `when_batch_fails`.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from creatorkb.agreement import mean_agreement
 from creatorkb.budget import week_start
-from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelRequest, Purpose
+from creatorkb.calls import CallLog, LocalBackend, ModelAnswer, ModelCall, ModelRequest, Purpose
 from creatorkb.chunking import estimate_tokens
 from creatorkb.errors import BudgetExhausted, CloudUnavailable, LocalUnavailable, NoModelAnswered
 from creatorkb.ledger import Ledger, Write
@@ -47,6 +53,7 @@ from creatorkb.settings import CostOptions
 
 if TYPE_CHECKING:
     from creatorkb.answers import Answer
+    from creatorkb.batches import BatchItem
     from creatorkb.spending import BudgetedCloud
 
 P = TypeVar("P")
@@ -89,6 +96,9 @@ class NoAnswer:
     problem: str
 
 
+_RETRY = NoAnswer("asked again directly")  # a batched step that failed, per when_batch_fails
+
+
 @dataclass(frozen=True)
 class Outcome(Generic[P]):
     """Where a job ended, with what, and why."""
@@ -102,6 +112,7 @@ class Outcome(Generic[P]):
     confidence: float | None  # the decision's (for consensus: the models' agreement)
     components: dict[str, Any] | None
     cloud_usd: Decimal
+    waiting: str | None = None  # the batch item (custom_id) the job waits on; no decision yet
 
     @property
     def flagged(self) -> bool:
@@ -177,6 +188,10 @@ class Job(ABC, Generic[P]):
         """The job's own rows, written with its decision and calls."""
         return []
 
+    def restore(self, text: str | None) -> P | None:
+        """A payload from its text (`text_of`), for a job resumed from a batch."""
+        raise NotImplementedError(f"{type(self).__name__} cannot wait for a batch")
+
 
 class OnDemandJob(Job[P]):
     """A job someone waits for (a prompt, a question): it is never deferred, the policy's
@@ -214,6 +229,70 @@ class OnDemandJob(Job[P]):
 class _Work(Generic[P]):
     job: Job[P]
     log: CallLog
+    earlier: list[ModelCall] = field(default_factory=list)  # recorded before (batched work)
+    closing: list[Write] = field(default_factory=list)  # written with the job's decision
+
+
+@dataclass
+class _Cascade(Generic[P]):
+    """Where a refine is in the policy's refine models (kept with a batch item as JSON)."""
+
+    reasons: list[str]  # why the draft fell short
+    current: Draft[P]  # what the next model refines
+    why: list[str]  # and why that fell short
+    models: list[str]
+    step: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    answer: CloudAnswer[P] | NoAnswer | None = None  # the current step's, when resumed
+    retried: bool = False  # the current step's batch item failed and was asked again directly
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reasons": self.reasons,
+            "current": _draft_json(self.current),
+            "why": self.why,
+            "models": self.models,
+            "step": self.step,
+            "steps": self.steps,
+            "problems": self.problems,
+        }
+
+    @classmethod
+    def from_json(cls, job: Job[P], data: dict[str, Any]) -> _Cascade[P]:
+        return cls(
+            reasons=data["reasons"],
+            current=_draft_from(job, data["current"]),
+            why=data["why"],
+            models=data["models"],
+            step=data["step"],
+            steps=data["steps"],
+            problems=data["problems"],
+        )
+
+
+def _draft_json(draft: Draft[Any]) -> dict[str, Any]:
+    return {
+        "text": draft.text,
+        "coverage": draft.coverage,
+        "problems": draft.problems,
+        "model": draft.model,
+    }
+
+
+def _draft_from(job: Job[P], data: dict[str, Any]) -> Draft[P]:
+    return Draft(
+        job.restore(data["text"]), data["text"], data["coverage"], data["problems"], data["model"]
+    )
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "accepted": verdict.accepted,
+        "reasons": verdict.reasons,
+        "score": verdict.score,
+        "components": verdict.components,
+    }
 
 
 class RoutingEngine:
@@ -231,6 +310,7 @@ class RoutingEngine:
         consensus_models: list[str] | None = None,
         flow_run_id: str | None = None,
         warnings: list[str] | None = None,
+        batching: bool = False,
     ) -> None:
         self.ledger = ledger
         self.policy = policy
@@ -241,6 +321,7 @@ class RoutingEngine:
         self.consensus_models = consensus_models or [draft_model]
         self.flow_run_id = flow_run_id
         self.warnings = warnings or []  # what this run cannot do, and how to fix it
+        self.batching = batching  # work the policy lets wait is sent as a Message Batch
 
     @property
     def local_slots(self) -> int:
@@ -269,6 +350,41 @@ class RoutingEngine:
             return self._accept(work, draft, verdict)
         return self._escalate(work, draft, verdict, verdict.reasons)
 
+    def resume(self, job: Job[P], item: BatchItem) -> Outcome[P]:
+        """Go on with a job whose cloud step waited for a batch, from where it was queued:
+        with the item's answer, or (errored, expired, canceled, lost) per the policy's
+        `when_batch_fails`; the item is marked done with the job's decision."""
+        context = item.context
+        earlier = [ModelCall.from_json(c) for c in context["calls"]]
+        if item.call is not None:
+            earlier.append(item.call)
+        work = _Work(job, CallLog(), earlier, [item.done_write(datetime.now(UTC))])
+        draft = _draft_from(job, context["draft"])
+        verdict = Verdict(**context["verdict"])
+        answer: CloudAnswer[P] | NoAnswer | None
+        if item.answered and item.call is not None:
+            payload = job.restore(item.result_text) if item.result_text else None
+            answer = (
+                CloudAnswer(payload, item.model, item.call.call_id)
+                if payload is not None
+                else NoAnswer(f"{item.model}'s batch answer is not valid for the schema")
+            )
+        elif self.policy.when_batch_fails == "retry_direct":
+            answer = None  # asked once again, directly
+        else:
+            answer = NoAnswer(item.problem or f"batch item {item.custom_id} failed")
+        if context["kind"] == "shadow":
+            return self._accept(work, draft, verdict, shadow=answer or _RETRY)
+        cascade = _Cascade.from_json(job, context["cascade"])
+        if answer is None:
+            cascade.retried = True  # the step is asked again, directly
+        elif isinstance(answer, NoAnswer) and not item.answered:
+            return self._cloud_failed(work, answer.problem, draft, verdict)
+        else:
+            cascade.answer = answer
+        agreement = context.get("agreement")
+        return self._escalate(work, draft, verdict, cascade.reasons, agreement, cascade)
+
     # -- the routes -----------------------------------------------------------------
 
     def _cloud_first(self, work: _Work[P]) -> Outcome[P]:
@@ -283,16 +399,37 @@ class RoutingEngine:
             return self._record(work, Route.fallback_cloud, local_problem, answer)
         return self._give_up(work, f"{local_problem} and cloud unavailable ({answer.problem})")
 
-    def _accept(self, work: _Work[P], draft: Draft[P], verdict: Verdict) -> Outcome[P]:
+    def _accept(
+        self,
+        work: _Work[P],
+        draft: Draft[P],
+        verdict: Verdict,
+        shadow: CloudAnswer[P] | NoAnswer | None = None,
+    ) -> Outcome[P]:
         """Keep the draft; a sample is also answered in the cloud (a shadow review), and a
-        paid shadow answer that disagrees becomes the record instead."""
+        paid shadow answer that disagrees becomes the record instead. (`shadow`: the review's
+        answer when it waited for a batch; _RETRY to ask once again directly.)"""
         score = f" ({verdict.score:.2f})" if verdict.score is not None else ""
         reason = f"local draft passed the check{score}"
         key, local = work.job.shadow_key, draft.payload
-        if key is None or local is None or not self._sampled(key):
+        if shadow is None and (key is None or local is None or not self._sampled(key)):
             return self._record(work, Route.local_accept, reason, draft, verdict=verdict)
-        answer = self._ask_cloud(work, "shadow", work.job.direct_prompt())
-        if not isinstance(answer, CloudAnswer):  # no review this time; the draft stands
+        if shadow is None and self._waits(work, "shadow"):
+            context = {
+                "kind": "shadow",
+                "draft": _draft_json(draft),
+                "verdict": _verdict_json(verdict),
+            }
+            queued = self._enqueue(work, "shadow", work.job.direct_prompt(), None, context)
+            if isinstance(queued, Outcome):
+                return queued
+            shadow = queued  # not even the batch price fits the budget: no review this time
+        if shadow is None or shadow is _RETRY:
+            answer = self._ask_cloud(work, "shadow", work.job.direct_prompt())
+        else:
+            answer = shadow
+        if not isinstance(answer, CloudAnswer) or key is None or local is None:
+            # no review this time; the draft stands
             return self._record(work, Route.local_accept, reason, draft, verdict=verdict)
         agreement = work.job.agreement(local, answer.payload)
         good = agreement >= self.policy.shadow_agreement
@@ -349,40 +486,133 @@ class RoutingEngine:
         verdict: Verdict,
         reasons: list[str],
         agreement: dict[str, Any] | None = None,
+        cascade: _Cascade[P] | None = None,
     ) -> Outcome[P]:
         """The cloud corrects the draft, told why it fell short: the policy's refine models
         in turn, cheapest first, each next one given the previous record and why it failed
-        the same check; the last one's record stands."""
-        job, steps, problems = work.job, [], []
-        current, why = draft, reasons
+        the same check; the last one's record stands. A step the policy lets wait is queued
+        for a batch (`cascade` then says where to go on from)."""
+        job = work.job
+        c = cascade or _Cascade(reasons, draft, reasons, list(self.policy.refine_models))
         answer: CloudAnswer[P] | NoAnswer = NoAnswer("no refine model")
-        models = self.policy.refine_models
-        for number, model in enumerate(models, start=1):
-            answer = self._cloud_answer(
-                job, work.log, "refine", job.refine_prompt(current, why), model
-            )
+        while c.step < len(c.models):
+            model = c.models[c.step]
+            prompt = job.refine_prompt(c.current, c.why)
+            if c.answer is not None:
+                answer, c.answer = c.answer, None
+            elif not c.retried and self._waits(work, "refine"):
+                context = {
+                    "kind": "refine",
+                    "draft": _draft_json(draft),
+                    "verdict": _verdict_json(verdict),
+                    "agreement": agreement,
+                    "cascade": c.to_json(),
+                }
+                queued = self._enqueue(work, "refine", prompt, model, context)
+                if isinstance(queued, Outcome):
+                    return queued
+                answer = queued
+            else:
+                answer = self._cloud_answer(job, work.log, "refine", prompt, model)
+            c.retried = False
+            c.step += 1
             if not isinstance(answer, CloudAnswer):
-                problems.append(f"{model}: {answer.problem}")
-                steps.append({"model": model, "answered": False})
+                c.problems.append(f"{model}: {answer.problem}")
+                c.steps.append({"model": model, "answered": False})
                 continue
             checked = job.check(Draft(answer.payload, job.text_of(answer.payload), model=model))
-            steps.append({"model": model, "answered": True, "passed": checked.accepted})
-            if checked.accepted or number == len(models):
+            c.steps.append({"model": model, "answered": True, "passed": checked.accepted})
+            if checked.accepted or c.step == len(c.models):
                 break
-            current, why = (
+            c.current, c.why = (
                 Draft(answer.payload, job.text_of(answer.payload), model=model),
                 [f"{model}'s record fell short: " + "; ".join(checked.reasons)],
             )
-            problems.append(why[0])
+            c.problems.append(c.why[0])
         if isinstance(answer, CloudAnswer):
-            reason = "; ".join(reasons)
-            if len(steps) > 1:
-                reason += "; cascade: " + "; ".join(problems) + f"; refined by {answer.model}"
-            cascade = {"cascade": steps, "refined_by": answer.model}
+            reason = "; ".join(c.reasons)
+            if len(c.steps) > 1:
+                reason += "; cascade: " + "; ".join(c.problems) + f"; refined by {answer.model}"
+            details = {"cascade": c.steps, "refined_by": answer.model}
             return self._record(
-                work, Route.cloud_refine, reason, answer, verdict, agreement, details=cascade
+                work, Route.cloud_refine, reason, answer, verdict, agreement, details=details
             )
-        return self._cloud_failed(work, "; ".join(problems), draft, verdict)
+        return self._cloud_failed(work, "; ".join(c.problems), draft, verdict)
+
+    # -- batches ----------------------------------------------------------------------
+
+    def _waits(self, work: _Work[P], purpose: Purpose) -> bool:
+        """Whether this cloud step may wait for a Message Batch (by the policy)."""
+        job = work.job
+        return (
+            self.batching
+            and job.can_defer
+            and job.video_id is not None
+            and self.cloud.down is None
+            and self.policy.waits(job.priority, purpose)
+        )
+
+    def _enqueue(
+        self,
+        work: _Work[P],
+        purpose: Purpose,
+        prompt: str,
+        model: str | None,
+        context: dict[str, Any],
+    ) -> Outcome[P] | NoAnswer:
+        """Queue a cloud step for a batch: its cost reserved at the batch price, the item on
+        record (custom_id, request, where the job goes on) with the job's calls so far, the
+        video left for a later run to finish. NoAnswer when the budget cannot cover it."""
+        from creatorkb.batches import new_custom_id, queue_write
+
+        job = work.job
+        assert job.video_id is not None
+        request = ModelRequest(
+            job.system, prompt, job.purpose(purpose), job.schema, model, job.max_output_tokens
+        )
+        try:
+            reservation = self.cloud.reserve(request, batch=True)
+        except BudgetExhausted as error:
+            return NoAnswer(f"over budget: {error}")
+        except CloudUnavailable as error:
+            return NoAnswer(str(error))
+        custom_id = new_custom_id(job.video_id, purpose)
+        model_name = request.model or self.cloud.model or ""
+        calls = [*work.earlier, *work.log.calls]
+        item = queue_write(
+            custom_id=custom_id,
+            video_id=job.video_id,
+            purpose=purpose,
+            model=model_name,
+            reservation_id=reservation.reservation_id,
+            request=self.cloud.params(request),
+            context={
+                **context,
+                "purpose": job.purpose(purpose),
+                "calls": [call.to_json() for call in calls],
+            },
+            flow_run_id=self.flow_run_id,
+        )
+        reason = f"waiting on a Message Batch ({purpose} by {model_name}, item {custom_id})"
+        outcome: Outcome[P] = Outcome(
+            route=Route.deferred,
+            reason=reason,
+            decision_id="",
+            payload=None,
+            tier=None,
+            model=model_name,
+            confidence=None,
+            components=None,
+            cloud_usd=Decimal(0),
+            waiting=custom_id,
+        )
+        self.ledger.write(
+            *self._call_writes(job, work.log, None),
+            item,
+            *work.closing,
+            *job.result_writes(outcome, datetime.now(UTC)),
+        )
+        return outcome
 
     def _cloud_failed(
         self, work: _Work[P], problem: str, draft: Draft[P] | None, verdict: Verdict | None
@@ -510,18 +740,20 @@ class RoutingEngine:
         result: Draft[P] | CloudAnswer[P] | None,
         payload: P | None,
         log: CallLog,
+        earlier: list[ModelCall] | None = None,
     ) -> JobCosts:
         """The job's cloud dollars and energy, and the one direct call on the reference model
         that an all-cloud setup would have made instead (none for a job left undone)."""
-        spent = [call_costs(call, self.costs) for call in log.calls]
+        spent = [call_costs(call, self.costs) for call in [*earlier, *log.calls]]
         cloud = sum((c.cost_usd for c in spent), Decimal(0))
         energy = sum((c.energy_usd for c in spent), Decimal(0))
+        earlier = earlier or []
         reference = self.costs.reference_model
         if payload is None:
             return JobCosts(Decimal(0), cloud, energy)
         final = None
         if isinstance(result, CloudAnswer):
-            final = next(c for c in log.calls if c.call_id == result.call_id)
+            final = next(c for c in [*earlier, *log.calls] if c.call_id == result.call_id)
         if final is not None and route in (Route.cloud_direct, Route.fallback_cloud):
             return JobCosts(all_cloud_usd(reference, direct_call=final.usage), cloud, energy)
         schema = json.dumps(job.schema) if job.schema else ""
@@ -572,7 +804,7 @@ class RoutingEngine:
             model = model or result.model or self.draft_model
         else:
             payload, model = None, None
-        job_costs = self._job_costs(job, route, result, payload, work.log)
+        job_costs = self._job_costs(job, route, result, payload, work.log, work.earlier)
         outcome = Outcome(
             route=route,
             reason=reason,
@@ -600,5 +832,15 @@ class RoutingEngine:
             ),
             *job.result_writes(outcome, now),
             *(also or []),
+            *self._tie_earlier(work, decision_id),
+            *work.closing,
         )
         return outcome
+
+    @staticmethod
+    def _tie_earlier(work: _Work[P], decision_id: str) -> list[Write]:
+        """Calls recorded before the job's decision (it waited for a batch) tied to it."""
+        if not work.earlier:
+            return []
+        rows = [{"call_id": call.call_id, "decision_id": decision_id} for call in work.earlier]
+        return [Write.update_existing("llm_calls", ("call_id",), rows)]

@@ -18,6 +18,8 @@ KBError
 │       ├── CloudKeyRejected     the key was refused: no use asking again this run
 │       └── BudgetExhausted      the call would take the week past its cloud budget
 ├── BudgetError              a budget record cannot be changed as asked
+├── BatchError               a Message Batch cannot be sent or read as kb expects
+│   └── BatchNotFound        Anthropic no longer knows the batch (404)
 ├── NoModelAnswered          a prompt that no model could answer
 └── KnowledgeError           the knowledge base cannot answer what was asked
     ├── VideoNotFound        no video with that id in the ledger
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BadQuery",
+    "BatchError",
+    "BatchNotFound",
     "BudgetError",
     "BudgetExhausted",
     "ChannelNotResolved",
@@ -134,6 +138,23 @@ class SchemaTooNew(LedgerError):
         super().__init__(
             f"ledger {path} is at schema version {found}, but this kb knows versions up to "
             f"{known}. Upgrade creatorkb before using this ledger; it was not modified."
+        )
+
+
+class BatchError(KBError):
+    """A Message Batch cannot be sent or read as kb expects; the message names it."""
+
+
+class BatchNotFound(BatchError):
+    """Anthropic answers 404 for a batch kb sent: its results cannot be read any more."""
+
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        super().__init__(
+            f"Message Batch {batch_id} is not found at Anthropic (404): it was deleted or its "
+            "results expired (they are kept 29 days); its items follow the policy's "
+            "when_batch_fails, and their reservations stay open as possibly billed "
+            "(`kb ledger unanswered`)"
         )
 
 

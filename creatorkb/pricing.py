@@ -107,7 +107,15 @@ def call_row(
         "status": "ok" if call.ok else "error",
         "error_type": call.error_type,
         "detail": call.detail,
+        "service_tier": service_tier(call),
     }
+
+
+def service_tier(call: ModelCall) -> str | None:
+    """The price a cloud call was billed at: `batch` (half price) or `standard`."""
+    if call.provider != "anthropic":
+        return None
+    return "batch" if call.batch else "standard"
 
 
 def all_cloud_usd(

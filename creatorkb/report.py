@@ -122,6 +122,20 @@ class ProviderLatency(BaseModel):
     p95_ms: float
 
 
+class TierLine(BaseModel):
+    """Cloud calls of one model at one service tier (`standard`, or `batch` at half price)."""
+
+    model: str
+    tier: str
+    calls: int
+    cloud_usd: Decimal
+
+    @property
+    def standard_usd(self) -> Decimal:
+        """What these calls would have cost at standard prices (batch is half price)."""
+        return self.cloud_usd * 2 if self.tier == "batch" else self.cloud_usd
+
+
 class CascadeStep(BaseModel):
     """One refine model of the cascade in the week: how often it refined, and how often its
     record passed the confidence check (so the next model was not needed)."""
@@ -236,10 +250,16 @@ class WeeklyReport(BaseModel):
     costliest_videos: list[CostlyVideo]
     latency: list[ProviderLatency]
     cascade: list[CascadeStep] = []  # the refine models, in the order they were tried
+    cloud_by_tier: list[TierLine] = []  # cloud dollars by model and service tier
     days: list[DayCosts]
     history: list[WeekSavings]  # every week with calls, up to this one
     weeks_with_data: list[str]  # every week with calls, before and after this one
     roi: RoiSummary
+
+    @property
+    def batch_savings_usd(self) -> Decimal:
+        """What Message Batches saved against standard prices (the half not paid)."""
+        return sum((t.standard_usd - t.cloud_usd for t in self.cloud_by_tier), Decimal(0))
 
     @property
     def partial(self) -> bool:
@@ -297,6 +317,18 @@ class WeeklyReport(BaseModel):
                     if self.possibly_billed_calls
                     else []
                 ),
+                *(
+                    [
+                        (
+                            "Saved by batching",
+                            f"{usd(self.batch_savings_usd)} against standard prices "
+                            f"({sum(t.calls for t in self.cloud_by_tier if t.tier == 'batch'):,} "
+                            "calls sent as Message Batches at half price)",
+                        )
+                    ]
+                    if self.batch_savings_usd
+                    else []
+                ),
                 ("Local energy", f"{usd(self.energy_usd)} ({self.busy_hours:,.2f} h answering)"),
                 ("GPU idle", usd(self.idle_usd)),
                 (
@@ -338,6 +370,21 @@ class WeeklyReport(BaseModel):
                     ("Cost by purpose", self.cost_by_purpose),
                     ("Cost by creator priority", self.cost_by_priority),
                 )
+            ),
+            Section(
+                "Cloud by model and service tier",
+                ("model", "tier", "calls", "cloud", "at standard prices", "saved by batching"),
+                [
+                    (
+                        t.model,
+                        t.tier,
+                        f"{t.calls:,}",
+                        usd(t.cloud_usd),
+                        usd(t.standard_usd),
+                        usd(t.standard_usd - t.cloud_usd),
+                    )
+                    for t in self.cloud_by_tier
+                ],
             ),
             Section(
                 "Costliest videos",
@@ -584,11 +631,19 @@ WHERE json_extract_string(step, '$.answered') = 'true'
 GROUP BY 1 ORDER BY min(position), model
 """
 
+# Batch items have no latency of their own (they waited for their batch): left out.
 _LATENCY = f"""
 SELECT provider, count(*) AS calls, quantile_cont(latency_ms, 0.5) AS p50_ms,
        quantile_cont(latency_ms, 0.95) AS p95_ms
-FROM llm_calls WHERE {_IN_WEEK} AND status = 'ok'
+FROM llm_calls WHERE {_IN_WEEK} AND status = 'ok' AND coalesce(service_tier, '') <> 'batch'
 GROUP BY provider ORDER BY provider
+"""
+
+_TIERS = f"""
+SELECT model, coalesce(service_tier, 'standard') AS tier, count(*) AS calls,
+       coalesce(sum(cost_usd), 0) AS cloud_usd
+FROM llm_calls WHERE {_IN_WEEK} AND provider = 'anthropic' AND status = 'ok'
+GROUP BY ALL ORDER BY cloud_usd DESC, model, tier
 """
 
 # Calls summed per quarter hour first (cheap integer arithmetic), so that the costly
@@ -717,6 +772,7 @@ def weekly_report(
             CascadeStep(model=r["model"], refines=r["refines"], passed=r["passed"])
             for r in ledger.rows(_CASCADE, bounds)
         ],
+        cloud_by_tier=[TierLine(**row) for row in ledger.rows(_TIERS, bounds)],
         days=[
             DayCosts(**row)
             for row in ledger.rows(

@@ -37,6 +37,9 @@ class Start(StrEnum):
     consensus = "consensus"  # several local models, then a synthesis
 
 
+BatchPurpose = Literal["refine", "shadow"]  # the cloud work of a video that may wait
+
+
 class Level(StrEnum):
     """The owner's agent levels: L1 strategic, L2 routine, L3 simple."""
 
@@ -110,6 +113,26 @@ class RoutingPolicy(BaseModel):
         "fallback_local",
         description="Keep the local answer (flagged) or defer the video to the next run.",
     )
+    batch_purposes: dict[Priority, list[BatchPurpose]] = Field(
+        default_factory=lambda: {
+            Priority.medium: ["refine", "shadow"],
+            Priority.low: ["refine", "shadow"],
+        },
+        description="Cloud work that may wait for a Message Batch (half price), by creator "
+        "priority: `refine` and `shadow` calls of videos. A priority left out never waits.",
+    )
+    batch_max_wait_hours: float = Field(
+        24,
+        gt=0,
+        le=24,
+        description="Longest a batch may stay in progress; after that kb cancels it and its "
+        "unfinished items follow `when_batch_fails`.",
+    )
+    when_batch_fails: Literal["retry_direct", "cloud_fails"] = Field(
+        "retry_direct",
+        description="An item that errored, expired or was canceled: asked once again "
+        "directly (standard price), or treated like the cloud being down (when_cloud_fails).",
+    )
 
     @field_validator("start_by_priority")
     @classmethod
@@ -133,6 +156,11 @@ class RoutingPolicy(BaseModel):
     def start(self, channel_id: str, priority: Priority) -> Start:
         """Where a video of this creator starts."""
         return self.start_by_creator.get(channel_id, self.start_by_priority[priority])
+
+    def waits(self, priority: Priority, purpose: str) -> bool:
+        """Whether cloud work of this purpose, for a video of this priority, may wait for a
+        Message Batch."""
+        return purpose in self.batch_purposes.get(priority, [])
 
     def shadows(self, video_id: str) -> bool:
         """Whether this video's local accept is shadowed (a stable sample, the same on rerun)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from creatorkb.calls import ModelAnswer, ModelCall, ModelRequest, Provider, Usage
 from creatorkb.chunking import estimate_tokens
@@ -51,7 +52,15 @@ class ScriptedModel:
     def prompt_budget(self, model: str, system: str) -> int:
         return self.context_window - self.max_output_tokens - estimate_tokens(system)
 
-    def max_cost(self, request: ModelRequest) -> Decimal:
+    def max_cost(self, request: ModelRequest, *, batch: bool = False) -> Decimal:
         tokens = estimate_tokens(request.system) + estimate_tokens(request.user)
         usage = Usage(cache_write_5m_tokens=tokens, output_tokens=self.max_output_tokens)
-        return price(usage, request.model or self.model)
+        return price(usage, request.model or self.model, batch=batch)
+
+    def message_params(self, request: ModelRequest) -> dict[str, Any]:
+        return {
+            "model": request.model or self.model,
+            "max_tokens": request.output_limit(self.max_output_tokens),
+            "system": request.system,
+            "messages": [{"role": "user", "content": request.user}],
+        }

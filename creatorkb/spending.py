@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
-from creatorkb.budget import Budget
+from creatorkb.budget import Budget, Reservation
 from creatorkb.calls import ModelAnswer, ModelRequest
 from creatorkb.errors import CloudUnavailable, ModelCallFailed
 
@@ -22,7 +22,9 @@ class PaidModel(Protocol):
     down: str | None
     concurrency: int
 
-    def max_cost(self, request: ModelRequest) -> Decimal: ...
+    def max_cost(self, request: ModelRequest, *, batch: bool = False) -> Decimal: ...
+
+    def message_params(self, request: ModelRequest) -> dict[str, Any]: ...
 
     def generate(self, request: ModelRequest) -> ModelAnswer: ...
 
@@ -51,15 +53,27 @@ class BudgetedCloud:
     def model(self) -> str | None:
         return self.cloud.model if self.cloud else None
 
+    def reserve(self, request: ModelRequest, *, batch: bool = False) -> Reservation:
+        """The budget reservation of a request about to be sent (as a batch item: at the
+        batch price); raises CloudUnavailable, or BudgetExhausted."""
+        if self.cloud is None or self.cloud.down:
+            raise CloudUnavailable(self.down or "the cloud is not asked this run")
+        model = request.model or self.cloud.model
+        return self.budget.reserve(
+            self.cloud.max_cost(request, batch=batch), self.flow_run_id, model, request.purpose
+        )
+
+    def params(self, request: ModelRequest) -> dict[str, Any]:
+        """The Messages API parameters of a request, as a batch item carries them."""
+        assert self.cloud is not None
+        return self.cloud.message_params(request)
+
     def generate(self, request: ModelRequest) -> ModelAnswer:
         """A cloud answer paid from a reservation; raises CloudUnavailable (BudgetExhausted
         when the week's budget cannot cover the call)."""
         if self.cloud is None or self.cloud.down:
             raise CloudUnavailable(self.down or "the cloud is not asked this run")
-        model = request.model or self.cloud.model
-        reservation = self.budget.reserve(
-            self.cloud.max_cost(request), self.flow_run_id, model, request.purpose
-        )
+        reservation = self.reserve(request)
         try:
             answer = self.cloud.generate(request)
         except ModelCallFailed as failure:

@@ -20,12 +20,25 @@ from creatorkb.analysis import (
     analyze_video,
     claim_videos,
 )
+from creatorkb.batches import Batches, BatchRun, has_open_items, waiting_videos
 from creatorkb.engine import RoutingEngine
 from creatorkb.ledger import open_ledger
 from creatorkb.settings import KBSettings
 from flows import models
 from flows.indexing import index_knowledge, learned_in_run
 from flows.progress import RunProgress
+
+
+@task(name="collect-batches", cache_policy=NONE)
+def collect_batches(batches: Batches) -> BatchRun:
+    """Read the Message Batches that ended: each answer recorded, its reservation settled."""
+    return batches.collect()
+
+
+@task(name="submit-batches", cache_policy=NONE)
+def submit_batches(batches: Batches, run: BatchRun) -> BatchRun:
+    """Send the work queued for a batch this run (after matching a killed run's sends)."""
+    return batches.submit(run)
 
 
 @task(name="analyze-video", task_run_name="analyze-{job.video_id}", cache_policy=NONE)
@@ -53,12 +66,25 @@ def analyze_videos(
     jobs = claim_videos(
         ledger, limit=limit, flow_run_id=runtime.flow_run.id, video_ids=video_ids, force=force
     )
-    if not jobs:  # nothing to analyse: no model client is started, the index is kept current
+    if not jobs and not has_open_items(ledger):
+        # Nothing to analyse and no batch to collect: no model client is started, and the
+        # search index is only brought up to date (a no-op when it is current).
         index_knowledge(ledger, runtime.flow_run.id, return_state=True)
         return _summarise(AnalysisSummary.of([], {}))
     engine = models.engine(config, ledger, runtime.flow_run.id)
+    batches = models.batches(config, engine)
+    run = collect_batches(batches) if batches else BatchRun()
+    if batches and len(jobs) < limit:  # the videos whose batch answers just came in
+        jobs += claim_videos(
+            ledger,
+            limit=limit - len(jobs),
+            flow_run_id=runtime.flow_run.id,
+            video_ids=video_ids,
+            force=force,
+        )
     results, errors = _analyze_all(engine, jobs)
-    summary = AnalysisSummary.of(results, errors, engine.warnings)
+    run = submit_batches(batches, run) if batches else run
+    summary = AnalysisSummary.of(results, errors, engine.warnings, run, waiting_videos(ledger))
     # What this run finished becomes searchable, and the summary artifact lists what each
     # video taught (creatorkb/search_index.py, digest.py).
     index_knowledge(ledger, runtime.flow_run.id, return_state=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from prefect import get_run_logger
 
 from blocks import load_options
+from creatorkb.batches import BatchApi, Batches
 from creatorkb.budget import Budget
 from creatorkb.cloud_model import CloudModel, deprecation_notice
 from creatorkb.engine import RoutingEngine
@@ -98,4 +100,20 @@ def engine(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> Ro
         consensus_models=backends.ollama.models,
         flow_run_id=flow_run_id,
         warnings=backends.warnings,
+        batching=backends.cloud.cloud is not None,
+    )
+
+
+def batches(config: Configuration, engine: RoutingEngine) -> Batches | None:
+    """The run's Message Batches (sending and collecting), when the cloud can be asked."""
+    cloud = engine.cloud.cloud
+    if not isinstance(cloud, CloudModel) or cloud.down:
+        return None
+    return Batches(
+        engine.ledger,
+        BatchApi(cloud),
+        config.costs,
+        max_wait=timedelta(hours=config.policy.batch_max_wait_hours),
+        cache_ttl=config.anthropic.cache_ttl,
+        flow_run_id=engine.flow_run_id,
     )

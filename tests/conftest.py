@@ -109,6 +109,8 @@ def kb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Shadow sampling is random-looking; tests that want it turn it on.
     monkeypatch.setenv("KB_POLICY_SHADOW_RATE", "0")
     monkeypatch.setenv("KB_POLICY_MIN_WEEKLY_SHADOWS", "0")
+    # Refines and shadows answered at once; the batch tests let them wait for a batch.
+    monkeypatch.setenv("KB_POLICY_BATCH_PURPOSES", "{}")
     for name in (
         "YOUTUBE_API_KEY",
         "KB_YOUTUBE_PROXY_URL",

@@ -114,6 +114,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             no_proxy="127.0.0.1,localhost",
             KB_POLICY_SHADOW_RATE="0",
             KB_POLICY_MIN_WEEKLY_SHADOWS="0",
+            KB_POLICY_BATCH_PURPOSES="{}",
             KB_YOUTUBE_PAUSE_SECONDS="0",
             KB_COST_TIMEZONE="Europe/Berlin",
             OLLAMA_HOST=ollama.url,

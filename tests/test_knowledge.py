@@ -145,6 +145,7 @@ def kb(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Iterator[K
                 "KB_YOUTUBE_PAUSE_SECONDS": "0",
                 "KB_POLICY_SHADOW_RATE": "0",
                 "KB_POLICY_MIN_WEEKLY_SHADOWS": "0",
+                "KB_POLICY_BATCH_PURPOSES": "{}",
                 "OLLAMA_HOST": ollama.url,
                 "KB_OLLAMA_DRAFT_MODEL": "llama3.2",
                 "ANTHROPIC_BASE_URL": anthropic.url,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import string
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.servers.base import (
@@ -116,6 +118,21 @@ class FakeAnthropic(LoopbackServer):
         self.route("GET", "/v1/models/*", self._model, limited=False)
         # Models the API no longer serves (404), like the claude-*-4-5 family after its end.
         self.retired_models: set[str] = {"claude-sonnet-4-5", "claude-haiku-4-5"}
+        # Models the Messages API (and a batch item) answers 404 for: set by a test.
+        self.refused_models: set[str] = set()
+        self.batch_calls: list[MessagesRequest] = []  # batch items as the model saw them
+        self.batch_replies: list[dict[str, Any]] = []  # every batch item's message
+        self.batches: dict[str, _Batch] = {}
+        self.hold_batches = False  # True: batches stay in_progress until end_batches()
+        # Scripted fates of batch items, by custom_id: errored, expired or canceled.
+        self.item_fates: dict[str, str] = {}
+        self.forgotten: set[str] = set()  # batch ids answered 404 from now on
+        self.foreign_results: list[str] = []  # custom ids added to the next results file
+        self._malformed_lines = 0
+        self.route("POST", "/v1/messages/batches", self._create_batch)
+        self.route("GET", "/v1/messages/batches", self._list_batches, limited=False)
+        self.route("GET", "/v1/messages/batches/*", self._batch_get, limited=False)
+        self.route("POST", "/v1/messages/batches/*", self._batch_cancel, limited=False)
 
     def fail_next(
         self,
@@ -153,10 +170,24 @@ class FakeAnthropic(LoopbackServer):
     # endpoints
 
     def _messages(self, request: HttpRequest) -> Response:
-        body = request.json
         rejection = self._reject(request, ("model", "max_tokens", "messages"))
         if rejection is not None:
             return rejection
+        answer = self._answer(request.json, _key_of(request), request.headers, "standard")
+        if isinstance(answer, Response):
+            return answer
+        return json_response(answer, headers={"request-id": _new_id("req_")})
+
+    def _answer(
+        self, body: dict[str, Any], key: str, headers: dict[str, str], tier: str
+    ) -> Response | dict[str, Any]:
+        """The message answering one Messages request (direct, or a batch item), or the
+        error response."""
+        for name in ("model", "max_tokens", "messages"):
+            if name not in body:
+                return self.error_response(400, f"{name}: Field required")
+        if body["model"] in self.refused_models:
+            return self.error_response(404, f"model: {body['model']}")
         if body.get("stream"):
             return self.error_response(400, "stream: FakeAnthropic only simulates stream=false")
         if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1:
@@ -175,13 +206,13 @@ class FakeAnthropic(LoopbackServer):
             schema=schema,
             tool_name=tool_name,
             max_tokens=body["max_tokens"],
-            headers=request.headers,
+            headers=headers,
             body=body,
         )
         with self._lock:
-            self.calls.append(call)
+            (self.calls if tier == "standard" else self.batch_calls).append(call)
         content, output_tokens, stop_reason = self._content(call)
-        usage = self._usage(_key_of(request), call.model, blocks)
+        usage = self._usage(key, call.model, blocks)
         usage["input_tokens"] += _schema_tokens(body)
         message = {
             "id": _new_id("msg_"),
@@ -191,11 +222,199 @@ class FakeAnthropic(LoopbackServer):
             "content": content,
             "stop_reason": stop_reason,
             "stop_sequence": None,
-            "usage": {**usage, "output_tokens": output_tokens, "service_tier": "standard"},
+            "usage": {**usage, "output_tokens": output_tokens, "service_tier": tier},
         }
         with self._lock:
-            self.replies.append(message)
-        return json_response(message, headers={"request-id": _new_id("req_")})
+            (self.replies if tier == "standard" else self.batch_replies).append(message)
+        return message
+
+    # Message Batches
+
+    def end_batches(self) -> None:
+        """Process every batch still in progress (held by `hold_batches`) and end it."""
+        with self._lock:
+            open_batches = [b for b in self.batches.values() if b.status != "ended"]
+        for batch in open_batches:
+            self._process(batch)
+
+    def malformed_result_lines(self, n: int = 1) -> None:
+        """Cut the next ``n`` lines of results files in half (a broken line of JSON)."""
+        with self._lock:
+            self._malformed_lines += n
+
+    @property
+    def billed_batch_usages(self) -> list[dict[str, Any]]:
+        """The usage of every batch item answered (billed at the batch price)."""
+        with self._lock:
+            return [reply["usage"] for reply in self.batch_replies]
+
+    def _create_batch(self, request: HttpRequest) -> Response:
+        """``POST /v1/messages/batches``: every request a custom_id and Messages params."""
+        rejection = self._reject(request, ("requests",))
+        if rejection is not None:
+            return rejection
+        requests = request.json["requests"]
+        if not isinstance(requests, list) or not requests:
+            return self.error_response(400, "requests: at least one request is required")
+        seen: set[str] = set()
+        for index, item in enumerate(requests):
+            custom_id = item.get("custom_id") if isinstance(item, dict) else None
+            if not isinstance(custom_id, str) or not _CUSTOM_ID.fullmatch(custom_id):
+                return self.error_response(
+                    400, f"requests.{index}.custom_id: String should match pattern"
+                )
+            if custom_id in seen:
+                return self.error_response(
+                    400, f"requests.{index}.custom_id: duplicate custom_id {custom_id!r}"
+                )
+            seen.add(custom_id)
+            if not isinstance(item.get("params"), dict):
+                return self.error_response(400, f"requests.{index}.params: Field required")
+        now = time.time()
+        batch = _Batch(
+            batch_id=_new_id("msgbatch_"),
+            key=_key_of(request),
+            headers=request.headers,
+            requests=requests,
+            created_at=now,
+        )
+        with self._lock:
+            self.batches[batch.batch_id] = batch
+        if not self.hold_batches:
+            self._process(batch)
+        return json_response(self._batch_object(batch), headers={"request-id": _new_id("req_")})
+
+    def _process(self, batch: _Batch, *, canceled: bool = False) -> None:
+        """Answer (or cancel) every request of a batch, and end it."""
+        results = []
+        for item in batch.requests:
+            custom_id = item["custom_id"]
+            fate = "canceled" if canceled else self.item_fates.get(custom_id)
+            if fate in ("canceled", "expired"):
+                results.append({"custom_id": custom_id, "result": {"type": fate}})
+                continue
+            if fate == "errored":
+                answer: Response | dict[str, Any] = self.error_response(500, "Internal error")
+            else:
+                answer = self._answer(item["params"], batch.key, batch.headers, "batch")
+            if isinstance(answer, Response):
+                error = json.loads(bytes(answer.body))  # type: ignore[arg-type]
+                error.pop("request_id", None)
+                results.append(
+                    {"custom_id": custom_id, "result": {"type": "errored", "error": error}}
+                )
+            else:
+                results.append(
+                    {"custom_id": custom_id, "result": {"type": "succeeded", "message": answer}}
+                )
+        with self._lock:
+            batch.results = results
+            batch.status = "ended"
+            batch.ended_at = time.time()
+
+    def _batch_object(self, batch: _Batch) -> dict[str, Any]:
+        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
+        if batch.status == "ended":
+            for line in batch.results:
+                counts[line["result"]["type"]] += 1
+        else:
+            counts["processing"] = len(batch.requests)
+        ended = batch.status == "ended"
+        return {
+            "id": batch.batch_id,
+            "type": "message_batch",
+            "processing_status": batch.status,
+            "request_counts": counts,
+            "ended_at": _rfc3339(batch.ended_at) if ended else None,
+            "created_at": _rfc3339(batch.created_at),
+            "expires_at": _rfc3339(batch.created_at + 24 * 3600),
+            "archived_at": None,
+            "cancel_initiated_at": _rfc3339(batch.canceled_at) if batch.canceled_at else None,
+            "results_url": (
+                f"{self.url}/v1/messages/batches/{batch.batch_id}/results" if ended else None
+            ),
+        }
+
+    def _find_batch(self, request: HttpRequest, batch_id: str) -> _Batch | Response:
+        key = _key_of(request)
+        if key != self.api_key:
+            return self.error_response(401, "invalid x-api-key")
+        with self._lock:
+            batch = self.batches.get(batch_id)
+        if batch is None or batch_id in self.forgotten:
+            return self.error_response(404, f"message_batch_id: {batch_id} not found")
+        if batch.status == "canceling":  # cancellation takes effect by the next look
+            self._process(batch, canceled=True)
+        return batch
+
+    def _batch_get(self, request: HttpRequest) -> Response:
+        """``GET /v1/messages/batches/{id}`` and ``.../{id}/results`` (JSON lines)."""
+        rest = request.path.removeprefix("/v1/messages/batches/")
+        batch_id, _, what = rest.partition("/")
+        batch = self._find_batch(request, batch_id)
+        if isinstance(batch, Response):
+            return batch
+        if what == "":
+            return json_response(self._batch_object(batch), headers={"request-id": _new_id("req_")})
+        if what != "results":
+            return self.error_response(404)
+        if batch.status != "ended":
+            return self.error_response(400, f"Batch {batch_id} has not ended: no results yet")
+        lines = [json.dumps(line) for line in batch.results]
+        lines += [
+            json.dumps({"custom_id": cid, "result": {"type": "expired"}})
+            for cid in self.foreign_results
+        ]
+        self.foreign_results = []
+        with self._lock:
+            for index in range(min(self._malformed_lines, len(lines))):
+                lines[index] = mangle(lines[index])
+            self._malformed_lines = max(0, self._malformed_lines - len(lines))
+        body = "".join(line + "\n" for line in lines).encode()
+        return Response(200, body, {"content-type": "application/binary"})
+
+    def _batch_cancel(self, request: HttpRequest) -> Response:
+        """``POST /v1/messages/batches/{id}/cancel``: canceling, then ended (canceled)."""
+        batch_id, _, what = request.path.removeprefix("/v1/messages/batches/").partition("/")
+        if what != "cancel":
+            return self.error_response(404)
+        batch = self._find_batch(request, batch_id)
+        if isinstance(batch, Response):
+            return batch
+        with self._lock:
+            if batch.status == "in_progress":
+                batch.status, batch.canceled_at = "canceling", time.time()
+        return json_response(self._batch_object(batch), headers={"request-id": _new_id("req_")})
+
+    def _list_batches(self, request: HttpRequest) -> Response:
+        """``GET /v1/messages/batches``: newest first, paged by after_id / before_id."""
+        if _key_of(request) != self.api_key:
+            return self.error_response(401, "invalid x-api-key")
+        limit = int((request.query.get("limit") or ["20"])[0])
+        if not 1 <= limit <= 1000:
+            return self.error_response(400, "limit: Input should be between 1 and 1000")
+        with self._lock:
+            ordered = sorted(self.batches.values(), key=lambda b: (b.created_at, b.batch_id))
+        ids = [b.batch_id for b in reversed(ordered)]  # newest first
+        after = (request.query.get("after_id") or [None])[0]
+        before = (request.query.get("before_id") or [None])[0]
+        if after is not None:
+            start = ids.index(after) + 1 if after in ids else len(ids)
+            page, has_more = ids[start : start + limit], start + limit < len(ids)
+        elif before is not None:
+            end = ids.index(before) if before in ids else 0
+            page, has_more = ids[max(0, end - limit) : end], end - limit > 0
+        else:
+            page, has_more = ids[:limit], limit < len(ids)
+        with self._lock:
+            data = [self._batch_object(self.batches[i]) for i in page]
+        payload = {
+            "data": data,
+            "has_more": has_more,
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
+        return json_response(payload, headers={"request-id": _new_id("req_")})
 
     def _model(self, request: HttpRequest) -> Response:
         """``GET /v1/models/{model_id}``: the model's card, or 404 for a retired one."""
@@ -300,6 +519,28 @@ class FakeAnthropic(LoopbackServer):
                 self._cache[key, model, hashes[k]] = (now + ttl, ttl)
                 return k
         return 0
+
+
+@dataclass
+class _Batch:
+    """A Message Batch as the fake keeps it."""
+
+    batch_id: str
+    key: str
+    headers: dict[str, str]
+    requests: list[dict[str, Any]]
+    created_at: float
+    status: str = "in_progress"
+    ended_at: float | None = None
+    canceled_at: float | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _key_of(request: HttpRequest) -> str:

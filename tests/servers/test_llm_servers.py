@@ -436,3 +436,85 @@ def test_claude_parallel_slots_cap_concurrency() -> None:
             list(pool.map(lambda _: ask(client), range(5)))
 
         assert fake.max_concurrency == 2 and fake.status_counts == {200: 5}
+
+
+# Message Batches
+
+
+def batch_request(custom_id: str, text: str = "Summarise the video.") -> dict[str, object]:
+    params = {"model": CLAUDE, "max_tokens": 256, "messages": [{"role": "user", "content": text}]}
+    return {"custom_id": custom_id, "params": params}
+
+
+def test_claude_batches_create_retrieve_results_with_the_real_shapes(
+    fake_claude: FakeAnthropic,
+) -> None:
+    client = claude_client(fake_claude)
+    fake_claude.hold_batches = True
+    batch = client.messages.batches.create(
+        requests=[batch_request("item-1"), batch_request("item-2")]  # type: ignore[list-item]
+    )
+    assert batch.type == "message_batch" and batch.id.startswith("msgbatch_")
+    assert batch.processing_status == "in_progress" and batch.results_url is None
+    assert batch.request_counts.processing == 2 and batch.ended_at is None
+    assert (batch.expires_at - batch.created_at).total_seconds() == 24 * 3600
+
+    fake_claude.item_fates["item-2"] = "expired"
+    fake_claude.end_batches()
+    ended = client.messages.batches.retrieve(batch.id)
+    assert ended.processing_status == "ended" and ended.ended_at is not None
+    assert ended.results_url == f"{fake_claude.url}/v1/messages/batches/{batch.id}/results"
+    assert (ended.request_counts.succeeded, ended.request_counts.expired) == (1, 1)
+    results = {line.custom_id: line.result for line in client.messages.batches.results(batch.id)}
+    assert results["item-2"].type == "expired"
+    succeeded = results["item-1"]
+    assert succeeded.type == "succeeded"
+    assert succeeded.message.usage.service_tier == "batch"
+    [billed] = fake_claude.billed_batch_usages  # what the fake billed: the one answer
+    assert billed["output_tokens"] == succeeded.message.usage.output_tokens
+    assert fake_claude.calls == [] and len(fake_claude.batch_calls) == 1
+
+
+def test_claude_batches_list_pages_newest_first(fake_claude: FakeAnthropic) -> None:
+    client = claude_client(fake_claude)
+    ids = []
+    for n in range(5):
+        ids.append(client.messages.batches.create(requests=[batch_request(f"i{n}")]).id)  # type: ignore[list-item]
+        time.sleep(0.01)
+    newest_first = ids[::-1]
+    page = client.messages.batches.list(limit=2)
+    assert [b.id for b in page.data] == newest_first[:2]
+    assert page.has_more and (page.first_id, page.last_id) == (newest_first[0], newest_first[1])
+    assert [b.id for b in client.messages.batches.list(limit=2)] == newest_first  # auto-paged
+    after = client.messages.batches.list(limit=2, after_id=newest_first[1])
+    assert [b.id for b in after.data] == newest_first[2:4] and after.has_more
+    before = client.messages.batches.list(limit=2, before_id=newest_first[3])
+    assert [b.id for b in before.data] == newest_first[1:3] and before.has_more
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.batches.list(limit=1001)
+
+
+def test_claude_batches_cancel_404_errored_items_and_bad_requests(
+    fake_claude: FakeAnthropic,
+) -> None:
+    client = claude_client(fake_claude)
+    fake_claude.hold_batches = True
+    held = client.messages.batches.create(requests=[batch_request("a")])  # type: ignore[list-item]
+    assert client.messages.batches.cancel(held.id).processing_status == "canceling"
+    canceled = client.messages.batches.retrieve(held.id)
+    assert canceled.processing_status == "ended" and canceled.request_counts.canceled == 1
+    assert canceled.cancel_initiated_at is not None
+    fake_claude.forgotten.add(held.id)
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve(held.id)
+
+    fake_claude.hold_batches = False
+    fake_claude.refused_models = {CLAUDE}
+    refused = client.messages.batches.create(requests=[batch_request("b")])  # type: ignore[list-item]
+    [line] = client.messages.batches.results(refused.id)
+    assert line.result.type == "errored"
+    assert line.result.error.error.type == "not_found_error"
+    with pytest.raises(anthropic.BadRequestError, match="duplicate custom_id"):
+        client.messages.batches.create(requests=[batch_request("c"), batch_request("c")])  # type: ignore[list-item]
+    with pytest.raises(anthropic.BadRequestError, match="custom_id"):
+        client.messages.batches.create(requests=[batch_request("not ok!")])  # type: ignore[list-item]
