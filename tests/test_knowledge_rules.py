@@ -177,7 +177,10 @@ def test_bm25_from_the_index_tables_ranks_like_match_bm25() -> None:
             "INSERT INTO knowledge_passages VALUES (?, 'v', ?)",
             [[100 - i, text] for i, text in enumerate(texts)],
         )
+        [(limit,)] = connection.execute("SELECT current_setting('memory_limit')").fetchall()
         rebuild_full_text_index(connection)
+        # The rebuild's own memory bound is lifted after it: later work gets DuckDB's default.
+        assert connection.execute("SELECT current_setting('memory_limit')").fetchall() == [(limit,)]
         for query in ("upscale portrait", "portrait", "keeps sharp detail 1.5", "bread cat"):
             ours = full_text_ranking(connection, query, None)
             theirs = connection.execute(
