@@ -16,7 +16,6 @@ docs/performance.md has the measurements behind each choice.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -96,6 +95,7 @@ class Scope:
     embedded_passages: int
     passages: int
     semantic_off: str | None = None  # why semantic ranking cannot be used, if it cannot
+    build: tuple[str, object] = ("", None)  # the database file and its index build's time
 
 
 def prepare(
@@ -104,13 +104,15 @@ def prepare(
     """Check the knowledge base can be searched and resolve the filters, failing with one
     clear message for an empty knowledge base or an unknown creator, topic or tool."""
     analysed = require_analyses(connection)
-    [(indexed,)] = connection.execute("SELECT count(*) FROM indexed_videos").fetchall()
-    state = connection.execute(
-        "SELECT passages, model, embedded, (SELECT max(version) FROM schema_migrations), "
-        "EXISTS (SELECT 1 FROM search_vector_pages v WHERE v.model = b.model) "
-        "FROM search_index_builds b ORDER BY built_at DESC LIMIT 1"
+    # The state of the index in one query: a search is a few milliseconds of work.
+    [(indexed, version, path, *build)] = connection.execute(
+        "SELECT (SELECT count(*) FROM indexed_videos), (SELECT max(version) FROM "
+        "schema_migrations), (SELECT path FROM duckdb_databases() WHERE database_name = "
+        "current_database()), b.passages, b.model, b.embedded, b.built_at, EXISTS (SELECT 1 "
+        "FROM search_vector_pages v WHERE v.model = b.model) FROM (SELECT 1) LEFT JOIN "
+        "(SELECT * FROM search_index_builds ORDER BY built_at DESC LIMIT 1) b ON true"
     ).fetchall()
-    passages, built_model, embedded, version, paged = state[0] if state else (0, None, 0, 0, 0)
+    passages, built_model, embedded, built_at, paged = build
     if built_model != model:  # the setting changed since: the next run embeds anew
         embedded = 0
     semantic_off = None
@@ -174,7 +176,7 @@ def prepare(
         ).fetchall()
         narrow([row[0] for row in rows])
     video_ids = sorted(chosen) if chosen is not None else None
-    return Scope(video_ids, notes, embedded, passages, semantic_off)
+    return Scope(video_ids, notes, embedded or 0, passages, semantic_off, (str(path), built_at))
 
 
 class Hit(BaseModel):
@@ -239,17 +241,15 @@ class VectorPages:
 
 # The pages as read last, per database file, model and index build: a process that searches
 # more than once (a notebook, an agent) reads and converts them once per build.
-_PAGES: dict[tuple[str, str, object], VectorPages] = {}
+_PAGES: dict[tuple[str, object, str], VectorPages] = {}
 
 
-def vector_pages(connection: duckdb.DuckDBPyConnection, model: str) -> VectorPages | None:
+def vector_pages(
+    connection: duckdb.DuckDBPyConnection, model: str, build: tuple[str, object]
+) -> VectorPages | None:
     import numpy as np
 
-    [(path, built_at)] = connection.execute(
-        "SELECT (SELECT path FROM duckdb_databases() WHERE database_name = current_database()),"
-        " (SELECT max(built_at) FROM search_index_builds)"
-    ).fetchall()
-    version = (str(path), model, built_at)
+    version = (*build, model)
     if version in _PAGES:
         return _PAGES[version]
     pages = connection.execute(
@@ -286,16 +286,14 @@ def shortlist(pages: VectorPages, vector: Sequence[float], allowed: Sequence[int
 
 
 def semantic_ranking(
-    connection: duckdb.DuckDBPyConnection,
-    vector: Sequence[float],
-    model: str,
-    video_ids: list[str] | None,
+    connection: duckdb.DuckDBPyConnection, vector: Sequence[float], model: str, scope: Scope
 ) -> list[tuple[int, float]]:
     """Passage ids with their cosine similarity to the query's embedding, best first: the
     coarse pass over every vector, then cosine over all 256 dimensions for its shortlist."""
     import numpy as np
 
-    pages = vector_pages(connection, model)
+    video_ids = scope.video_ids
+    pages = vector_pages(connection, model, scope.build)
     if pages is None:
         return []
     allowed = None
@@ -355,16 +353,8 @@ def search(
     """The best `limit` passages for `query` in `scope` (hybrid when `vector` is given)."""
     if scope.video_ids == []:
         return []
-    if vector is None:
-        full_text, semantic = full_text_ranking(connection, query, scope.video_ids), []
-    else:
-        # The two rankings read different tables: on their own cursors they run at once.
-        with ThreadPoolExecutor(max_workers=1) as other:
-            meaning = other.submit(
-                _on_cursor, connection, semantic_ranking, vector, model, scope.video_ids
-            )
-            full_text = full_text_ranking(connection, query, scope.video_ids)
-            semantic = meaning.result()
+    full_text = full_text_ranking(connection, query, scope.video_ids)
+    semantic = [] if vector is None else semantic_ranking(connection, vector, model, scope)
     similarity = dict(semantic)
     fused = fuse(full_text, [item for item, _ in semantic])
     text_rank = {item: rank for rank, item in enumerate(full_text, start=1)}
@@ -393,14 +383,6 @@ def search(
         if len(hits) == limit:
             break
     return hits
-
-
-def _on_cursor(connection: duckdb.DuckDBPyConnection, ranking, *args):  # type: ignore[no-untyped-def]
-    cursor = connection.cursor()
-    try:
-        return ranking(cursor, *args)
-    finally:
-        cursor.close()
 
 
 def _passages(connection: duckdb.DuckDBPyConnection, ids: list[int]) -> dict[int, dict]:
