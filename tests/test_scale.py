@@ -1,0 +1,177 @@
+"""Scaled out: a Prefect server on PostgreSQL, a process work pool, workers as separate
+processes (`kb worker`), loopback Ollama hosts shared by every process.
+
+One module, one xdist group: the session's PostgreSQL and its Prefect server start once, on
+one test worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.analysts import careful
+from tests.conftest import KB, PrefectServer, run_kb, seed_transcribed
+from tests.servers.ollama import FakeOllama
+
+pytestmark = pytest.mark.xdist_group("scale")
+
+TALK = (
+    "Today we build a portrait workflow in ComfyUI. First load the Flux model and set the "
+    "sampler to twenty steps. Then add a LoRA for the painterly style. Finally upscale."
+)
+MEDIUM = "UCmediummmmmmmmmmmmmmmmm"
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@dataclass
+class Cluster:
+    """A Prefect server on PostgreSQL with a work pool and two workers (separate processes)."""
+
+    server: PrefectServer
+    pool: str
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]]
+
+    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        response = httpx.request(method, f"{self.server.url}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
+        response.raise_for_status()
+        return response
+
+    def deployment_id(self, flow: str, name: str) -> str:
+        return str(self.api("GET", f"/deployments/name/{flow}/{name}").json()["id"])
+
+    def run_deployment(
+        self, flow: str, name: str, env: dict[str, str] | None = None, **parameters: object
+    ) -> str:
+        """A flow run of the deployment (`env`: more environment for its process)."""
+        deployment = self.deployment_id(flow, name)
+        body = {"parameters": parameters, "job_variables": {"env": env or {}}}
+        created = self.api("POST", f"/deployments/{deployment}/create_flow_run", json=body)
+        return str(created.json()["id"])
+
+    def flow_run(self, run_id: str) -> dict[str, object]:
+        return dict(self.api("GET", f"/flow_runs/{run_id}").json())
+
+    def wait_finished(self, run_ids: list[str], timeout: float = 180) -> list[dict[str, object]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = [self.flow_run(run_id) for run_id in run_ids]
+            if all(run["state_type"] in TERMINAL for run in runs):
+                return runs
+            if time.monotonic() > deadline:
+                states = [(run["name"], run["state_type"]) for run in runs]
+                raise AssertionError(f"flow runs not finished in {timeout}s: {states}")
+            time.sleep(0.5)
+
+    def running_intervals(self, run_id: str) -> list[tuple[str, str]]:
+        """When the run was in Running state: (start, end) of each stay."""
+        states = self.api("GET", "/flow_run_states/", params={"flow_run_id": run_id}).json()
+        states.sort(key=lambda state: state["timestamp"])
+        spans, began = [], None
+        for state in states:
+            if state["type"] == "RUNNING":
+                began = state["timestamp"]
+            elif began is not None:
+                spans.append((began, state["timestamp"]))
+                began = None
+        return spans
+
+
+def start_worker(env: dict[str, str], pool: str, name: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [KB, "worker", "--pool", pool, "--name", name],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    prefect_on_postgres: PrefectServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """`kb deploy --pool` on the PostgreSQL-backed server and two `kb worker`s, each a process
+    of its own, sharing one project directory (as machines share a checkout)."""
+    project = tmp_path_factory.mktemp("scale-project")
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_on_postgres.url,
+        "PREFECT_HOME": str(project / ".prefect"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "KB_LEDGER": str(project / "data" / "kb.duckdb"),
+        "KB_CREATORS": str(project / "creators.yaml"),
+        "KB_LEDGER_WAIT_SECONDS": "30",
+        "KB_POLICY_SHADOW_RATE": "0",
+        "KB_POLICY_MIN_WEEKLY_SHADOWS": "0",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OLLAMA_HOST", "HTTPS_PROXY"):
+        env.pop(name, None)
+    (project / "creators.yaml").write_text("creators: []\n")
+    pool = "kb-scale"
+    done = subprocess.run(
+        [KB, "deploy", "--pool", pool],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=project,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "deployed  pipeline" in done.stdout
+    workers = [start_worker(env, pool, f"w{n}", project / f"worker{n}.log") for n in (1, 2)]
+    yield Cluster(prefect_on_postgres, pool, env, workers)
+    for process in workers:
+        stop(process)
+
+
+def test_prefect_runs_on_postgres(prefect_on_postgres: PrefectServer) -> None:
+    """The server's database is PostgreSQL, not its SQLite."""
+    health = httpx.get(f"{prefect_on_postgres.url}/admin/version", timeout=10)
+    assert health.status_code == 200
+    assert not list(prefect_on_postgres.home.glob("*.db"))
+
+
+def test_pipeline_limit_of_one_holds_across_workers(cluster: Cluster) -> None:
+    """Two pipeline runs asked for at once, two workers free: they run one after the other."""
+    videos = [(f"lim{i:08d}", MEDIUM, f"calm {i}", TALK) for i in range(6)]
+    seed_transcribed(Path(cluster.env["KB_LEDGER"]), videos, {MEDIUM: "medium"})
+    with FakeOllama(cold_load_s=0.0, latency_s=0.5, parallel=2) as ollama:
+        ollama.responder = careful
+        env = {"OLLAMA_HOST": ollama.url}
+        first = cluster.run_deployment("pipeline", "pipeline", env, analyze_limit=3)
+        second = cluster.run_deployment("pipeline", "pipeline", env, analyze_limit=3)
+        runs = cluster.wait_finished([first, second])
+    assert [run["state_type"] for run in runs] == ["COMPLETED", "COMPLETED"], runs
+    (a,), (b,) = cluster.running_intervals(first), cluster.running_intervals(second)
+    assert a[1] <= b[0] or b[1] <= a[0], f"pipeline runs overlapped: {a} and {b}"
+
+
+def test_kb_worker_needs_a_long_lived_server(kb_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(kb_env / ".prefect"))
+    done = run_kb("worker", "--pool", "kb", expect=1)
+    assert "long-lived Prefect server" in done.stdout
