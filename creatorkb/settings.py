@@ -82,6 +82,11 @@ class OllamaOptions(BaseModel):
     """The local model server."""
 
     host: str = Field("http://localhost:11434", description="Ollama's URL (OLLAMA_HOST).")
+    hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Several Ollama servers (KB_OLLAMA_HOSTS, comma-separated); each call goes "
+        "to the least busy one that has the model. Empty: `host` alone.",
+    )
     draft_model: str = Field("llama3.2", description="Model that drafts analyses.")
     models: list[str] = Field(
         default_factory=lambda: ["llama3.2", "qwen2.5:7b", "mistral"],
@@ -110,6 +115,19 @@ class OllamaOptions(BaseModel):
     reprobe_seconds: float = Field(
         30.0, ge=0, description="After Ollama is found down, how long until it is tried again."
     )
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _split_host_list(cls, value: object) -> object:
+        """Accept "http://gpu1:11434,http://gpu2:11434" from the environment."""
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
+
+    @property
+    def host_list(self) -> list[str]:
+        """Every Ollama server kb uses, in order (`hosts`, else `host`)."""
+        return list(dict.fromkeys(self.hosts)) or [self.host]
 
 
 class OllamaEnvSettings(OllamaOptions, BaseSettings):

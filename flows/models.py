@@ -17,6 +17,7 @@ from creatorkb.pricing import check_priced
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions
 from creatorkb.spending import BudgetedCloud
+from flows.slots import PrefectSlots
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     """Both backends; one that is down or lacks its model is routed around, and said so."""
     logger = get_run_logger()
     warnings = []
-    local = LocalModel(config.ollama)
+    local = LocalModel(config.ollama, local_slots(config.ollama))
     try:
         local.check_model(config.ollama.draft_model)
     except LocalUnavailable as error:
@@ -75,14 +76,20 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     for warning in warnings:
         logger.warning(warning)
     logger.info(
-        "Routing policy %s; local %s (%d slots); cloud %s (%d slots)",
+        "Routing policy %s; local %s (%d slots on %d hosts); cloud %s (%d slots)",
         config.policy.version,
         config.ollama.draft_model,
-        config.ollama.parallel,
+        local.parallel,
+        len(local.hosts),
         cloud.model or "off",
         cloud.slots,
     )
     return Backends(config.policy, config.costs, config.ollama, local, cloud, warnings)
+
+
+def local_slots(options: OllamaOptions) -> PrefectSlots:
+    """The Ollama hosts' slots, shared with every process on the same Prefect server."""
+    return PrefectSlots(options.host_list, options.parallel)
 
 
 def engine(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> RoutingEngine:

@@ -175,3 +175,57 @@ def test_kb_worker_needs_a_long_lived_server(kb_env: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PREFECT_HOME", str(kb_env / ".prefect"))
     done = run_kb("worker", "--pool", "kb", expect=1)
     assert "long-lived Prefect server" in done.stdout
+
+
+def test_ollama_slots_are_shared_by_every_process(cluster: Cluster, tmp_path: Path) -> None:
+    """Two `kb analyze` processes at once, two Ollama hosts of 2 slots each: every local call
+    holds a slot of the Prefect server's limit for its host, so no host ever serves more than
+    2 requests at once (each process alone would send 2 per host), and both hosts work."""
+    ledger = tmp_path / "kb.duckdb"
+    videos = [(f"slot{i:08d}", MEDIUM, f"calm {i}", TALK) for i in range(16)]
+    seed_transcribed(ledger, videos, {MEDIUM: "medium"})
+    with (
+        FakeOllama(cold_load_s=0.0, latency_s=1.0) as first,
+        FakeOllama(cold_load_s=0.0, latency_s=1.0) as second,
+    ):
+        first.responder = second.responder = careful
+        env = {
+            **cluster.env,
+            "KB_LEDGER": str(ledger),
+            "KB_OLLAMA_HOSTS": f"{first.url},{second.url}",
+            "KB_OLLAMA_PARALLEL": "2",
+        }
+        commands = [
+            subprocess.Popen(
+                [KB, "analyze", "--limit", "8"],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [command.communicate(timeout=300)[0] for command in commands]
+    assert [command.returncode for command in commands] == [0, 0], outputs
+    assert first.max_concurrency <= 2 and second.max_concurrency <= 2
+    assert first.chat_counts and second.chat_counts  # both hosts answered
+    from creatorkb.ledger import Ledger
+
+    calls = Ledger(ledger).rows(
+        "SELECT flow_run_id, ts, latency_ms FROM llm_calls WHERE provider = 'ollama'"
+    )
+    assert len(calls) == 16  # each video drafted once, by one of the two processes
+    runs = {call["flow_run_id"] for call in calls}
+    assert len(runs) == 2
+    # The two processes' local calls overlapped in time: the limits, not luck, kept it at 2.
+    spans = {
+        run: (
+            min(c["ts"] for c in calls if c["flow_run_id"] == run),
+            max(c["ts"] for c in calls if c["flow_run_id"] == run),
+        )
+        for run in runs
+    }
+    (a_start, a_end), (b_start, b_end) = spans.values()
+    assert a_start < b_end and b_start < a_end, spans
+    assert first.max_concurrency + second.max_concurrency == 4  # every slot was used
