@@ -16,7 +16,16 @@ class KBSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KB_", extra="ignore")
 
-    ledger: Path = Field(Path("data/kb.duckdb"), description="DuckDB ledger file (KB_LEDGER).")
+    ledger: Path = Field(
+        Path("data/kb.duckdb"),
+        description="DuckDB ledger file (KB_LEDGER), or a DuckLake: "
+        "`ducklake:postgres:host=... dbname=kb` (its catalog in PostgreSQL).",
+    )
+    ledger_data_path: str | None = Field(
+        None,
+        description="Where a DuckLake ledger keeps its data files (KB_LEDGER_DATA_PATH): a "
+        "directory or object store every machine reaches; needed when the lake is created.",
+    )
     creators: Path = Field(Path("creators.yaml"), description="Roster file (KB_CREATORS).")
     reports: Path = Field(Path("reports"), description="Where weekly HTML reports are written.")
     ledger_wait_seconds: float = Field(

@@ -17,6 +17,7 @@ from creatorkb.pricing import check_priced
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions
 from creatorkb.spending import BudgetedCloud
+from flows import run_states
 from flows.slots import PrefectSlots
 
 
@@ -68,7 +69,9 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     notice = deprecation_notice(config.anthropic.model)
     if notice:
         warnings.append(notice)
-    budget = Budget(ledger, config.policy.weekly_budget_usd, config.costs.timezone)
+    budget = Budget(
+        ledger, config.policy.weekly_budget_usd, config.costs.timezone, run_states.liveness()
+    )
     cloud_model = CloudModel(config.anthropic) if config.anthropic.api_key else None
     cloud = BudgetedCloud(cloud_model, budget, flow_run_id)
     if cloud.down:
