@@ -82,7 +82,7 @@ def run_checks(console: Console, config: Configuration, prefect: Check) -> int:
 
 
 def check_ledger(settings: KBSettings) -> Check:
-    if not settings.ledger.exists():
+    if not settings.ledger_exists:
         return Check("ledger", "warn", f"{settings.ledger} does not exist yet; run `kb init`")
     ledger = Ledger(settings.ledger, wait_seconds=min(settings.ledger_wait_seconds, 5))
     try:
@@ -200,7 +200,7 @@ def check_anthropic(options: AnthropicOptions, costs: CostOptions) -> list[Check
 
 
 def check_budget(settings: KBSettings, policy: RoutingPolicy, costs: CostOptions) -> Check:
-    if not settings.ledger.exists():
+    if not settings.ledger_exists:
         return Check("budget", "warn", f"${policy.weekly_budget_usd} a week; nothing spent yet")
     budget = Budget(Ledger(settings.ledger, 5), policy.weekly_budget_usd, costs.timezone)
     try:

@@ -119,6 +119,29 @@ def ledger_convert() -> None:
     )
 
 
+@ledger_app.command("migrate-to")
+def ledger_migrate_to(
+    url: Annotated[str, typer.Argument(help="The lake: ducklake:postgres:host=... dbname=kb")],
+    data_path: Annotated[
+        str | None,
+        typer.Option(help="Where the lake keeps its data files (default KB_LEDGER_DATA_PATH)."),
+    ] = None,
+) -> None:
+    """Copy the file ledger (KB_LEDGER) into a new DuckLake, checked row for row."""
+    from creatorkb.lake import is_lake, migrate_to, redacted
+
+    settings = kb_settings()
+    if is_lake(settings.ledger) or not settings.ledger.exists():
+        fail(f"no ledger file at {settings.ledger}; set KB_LEDGER to the file to copy")
+    counts = run(lambda: migrate_to(settings.ledger.resolve(), url, data_path))
+    console.print(
+        f"copied {settings.ledger} into {redacted(url)}: {len(counts)} tables, "
+        f"{sum(counts.values()):,} rows, every row checked. Point KB_LEDGER at the lake "
+        "(and KB_LEDGER_DATA_PATH at its data) on every machine.",
+        highlight=False,
+    )
+
+
 @ledger_app.command("unanswered")
 def ledger_unanswered() -> None:
     """Cloud calls sent whose answer never came back: possibly billed, counted by the budget."""
@@ -258,7 +281,7 @@ def creators_list() -> None:
 
 
 def _scan_state(settings: KBSettings) -> dict[str, tuple[datetime | None, int]]:
-    if not settings.ledger.exists():
+    if not settings.ledger_exists:
         return {}
     ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
     rows = run(

@@ -217,11 +217,6 @@ def retrying(action: Callable[[], T], retries: int = RETRIES) -> T:
     raise AssertionError("unreachable")
 
 
-def copy_sql(source: str, target: str, tables: list[str]) -> list[str]:
-    """Statements copying every table's rows from one attached database to another."""
-    return [f'INSERT INTO {target}."{t}" SELECT * FROM {source}."{t}"' for t in tables]
-
-
 def differing_rows(connection: duckdb.DuckDBPyConnection, a: str, b: str, table: str) -> int:
     """Rows of `table` in one database and not the other (counting duplicates), both ways."""
     [(count,)] = connection.execute(
@@ -230,3 +225,62 @@ def differing_rows(connection: duckdb.DuckDBPyConnection, a: str, b: str, table:
         f'EXCEPT ALL SELECT * FROM {a}."{table}"))'
     ).fetchall()
     return int(count)
+
+
+def migrate_to(source: Path, url: str, data_path: str | None) -> dict[str, int]:
+    """Copy the file ledger at `source` into the (new, empty) lake at `url`, in one
+    transaction, then check every table row for row; returns each table's row count."""
+    from creatorkb.ledger import Ledger, open_ledger
+
+    file_version = open_ledger(source).schema_version()  # migrated to this kb's schema
+    target = Ledger(url, data_path=data_path) if is_lake(url) else None
+    if target is None:
+        raise LedgerError(f"{redacted(url)} is not a DuckLake URL (ducklake:postgres:...)")
+    if target.migrate() != file_version:
+        raise LedgerError("the lake and the file are at different schema versions")
+    instance = open_lake(url, data_path or target.data_path)
+    try:
+        instance.execute(f"ATTACH {_text(source)} AS source (READ_ONLY)")
+        tables = [
+            name
+            for (name,) in instance.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = "
+                "'source' AND table_schema = 'main' AND table_type = 'BASE TABLE' "
+                "AND table_name <> 'schema_migrations' ORDER BY table_name"
+            ).fetchall()
+        ]
+        filled = [
+            t
+            for t in tables
+            if instance.execute(f'SELECT count(*) FROM {LAKE}."{t}"').fetchall()[0][0]
+        ]
+        if filled:
+            raise LedgerError(
+                f"the lake {redacted(url)} already has rows in {', '.join(filled)}: "
+                "migrate-to copies into a new, empty lake only"
+            )
+        instance.execute("BEGIN TRANSACTION")
+        try:
+            instance.execute(f"UPDATE {LAKE}.{COMMIT_LOCK} SET commits = commits + 1")
+            for table in tables:
+                instance.execute(
+                    f'INSERT INTO {LAKE}."{table}" BY NAME SELECT * FROM source."{table}"'
+                )
+            instance.execute("COMMIT")
+        except BaseException:
+            instance.execute("ROLLBACK")
+            raise
+        counts = {}
+        for table in tables:
+            [(rows,)] = instance.execute(f'SELECT count(*) FROM source."{table}"').fetchall()
+            [(copied,)] = instance.execute(f'SELECT count(*) FROM {LAKE}."{table}"').fetchall()
+            differing = differing_rows(instance, "source", LAKE, table)
+            if rows != copied or differing:
+                raise LedgerError(
+                    f"table {table}: {rows} rows in the file, {copied} in the lake, "
+                    f"{differing} differ; the lake is incomplete: drop its database and retry"
+                )
+            counts[table] = int(rows)
+        return counts
+    finally:
+        instance.close()

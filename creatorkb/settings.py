@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from creatorkb.lake import is_lake
+
 
 class KBSettings(BaseSettings):
     """Where the ledger and roster live, and how long to wait for a held ledger."""
@@ -31,6 +33,11 @@ class KBSettings(BaseSettings):
     ledger_wait_seconds: float = Field(
         30.0, ge=0, description="How long a writer waits for another process to release the file."
     )
+
+    @property
+    def ledger_exists(self) -> bool:
+        """Whether there is a ledger to read (a lake: its catalog says the rest)."""
+        return is_lake(self.ledger) or self.ledger.exists()
 
 
 class YouTubeOptions(BaseModel):
