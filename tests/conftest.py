@@ -141,6 +141,16 @@ def prefect_on_postgres(
 
 
 @pytest.fixture
+def lake_url(postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty DuckLake ledger: a database of the session's PostgreSQL as its catalog,
+    its data files in tmp_path (KB_LEDGER_DATA_PATH)."""
+    name = f"lake_{tmp_path.name.replace('-', '_').lower()}"[:60]
+    url = "ducklake:postgres:" + postgres.create_database(name)
+    monkeypatch.setenv("KB_LEDGER_DATA_PATH", str(tmp_path / "lake-data") + "/")
+    return url
+
+
+@pytest.fixture
 def kb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Ledger and roster in a fresh directory; YouTube politeness pauses off for speed."""
     monkeypatch.chdir(tmp_path)

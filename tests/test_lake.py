@@ -15,18 +15,8 @@ import pytest
 from creatorkb import lake
 from creatorkb.ledger import LakeLedger, Ledger, Write, known_migrations, open_ledger
 from tests.conftest import REPO, run_kb, seed_transcribed
-from tests.postgres import Postgres
 
 pytestmark = pytest.mark.xdist_group("scale")  # one PostgreSQL for the session
-
-
-@pytest.fixture
-def lake_url(postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A new, empty lake: a database of the session's PostgreSQL, data files in tmp_path."""
-    name = f"lake_{tmp_path.name.replace('-', '_').lower()}"[:60]
-    url = "ducklake:postgres:" + postgres.create_database(name)
-    monkeypatch.setenv("KB_LEDGER_DATA_PATH", str(tmp_path / "lake-data") + "/")
-    return url
 
 
 def columns(ledger: Ledger) -> dict[str, list[str]]:

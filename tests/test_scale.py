@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.analysts import careful
+from tests.analysts import by_title, careful, fabricated
 from tests.conftest import KB, PrefectServer, run_kb, seed_transcribed
+from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 
 pytestmark = pytest.mark.xdist_group("scale")
@@ -89,7 +90,7 @@ class Cluster:
 def start_worker(env: dict[str, str], pool: str, name: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [KB, "worker", "--pool", pool, "--name", name],
+            [KB, "worker", "--pool", pool, "--name", name, "--limit", "1"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -229,3 +230,121 @@ def test_ollama_slots_are_shared_by_every_process(cluster: Cluster, tmp_path: Pa
     (a_start, a_end), (b_start, b_end) = spans.values()
     assert a_start < b_end and b_start < a_end, spans
     assert first.max_concurrency + second.max_concurrency == 4  # every slot was used
+
+
+def test_two_workers_two_hosts_one_lake_and_a_worker_killed_mid_run(
+    cluster: Cluster, lake_url: str, tmp_path: Path
+) -> None:
+    """The whole scaled-out setup: a pipeline run and an analysis run at once on two workers
+    (separate processes), two Ollama hosts shared through the server's limits, one DuckLake
+    ledger. One worker is killed mid-run (with its flow run); a new run on the other worker
+    finishes everything: each video decided once, no finished video asked again or paid
+    twice, the budget holding, nothing lost."""
+    from creatorkb.ledger import Ledger
+
+    titles = {f"e2e{i:08d}": f"{'hype' if i % 3 == 0 else 'calm'} {i}" for i in range(24)}
+    seed_transcribed(
+        lake_url,  # type: ignore[arg-type]
+        [(video, MEDIUM, title, TALK) for video, title in titles.items()],
+        {MEDIUM: "medium"},
+    )
+    ledger = Ledger(lake_url)
+    with (
+        FakeOllama(cold_load_s=0.0, latency_s=0.6) as first,
+        FakeOllama(cold_load_s=0.0, latency_s=0.6) as second,
+        FakeAnthropic(min_cache_tokens=256) as anthropic,
+    ):
+        first.responder = second.responder = by_title({"hype": fabricated})  # hype: refined
+        anthropic.responder = careful
+        anthropic.latency_s = 0.3
+        env = {
+            "KB_LEDGER": lake_url,
+            "KB_LEDGER_DATA_PATH": os.environ["KB_LEDGER_DATA_PATH"],
+            "KB_OLLAMA_HOSTS": f"{first.url},{second.url}",
+            "KB_OLLAMA_PARALLEL": "2",
+            "ANTHROPIC_BASE_URL": anthropic.url,
+            "ANTHROPIC_API_KEY": anthropic.api_key,
+            "KB_POLICY_WEEKLY_BUDGET_USD": "5",
+        }
+        runs = [
+            cluster.run_deployment("pipeline", "pipeline", env, analyze_limit=12),
+            cluster.run_deployment("analyze-videos", "analyze-videos", env, limit=12),
+        ]
+        deadline = time.monotonic() + 240
+        while True:  # both running, and some videos finished
+            states = [cluster.flow_run(run)["state_type"] for run in runs]
+            [done] = ledger.rows("SELECT count(*) AS n FROM analyses")
+            if states == ["RUNNING", "RUNNING"] and done["n"] >= 4:
+                break
+            assert time.monotonic() < deadline, (states, done)
+            assert not TERMINAL & set(states), states
+            time.sleep(0.2)
+        victim = cluster.workers[0]
+        inside = _descendants(victim.pid)
+        os.killpg(victim.pid, signal.SIGKILL)  # the machine dies: worker and its flow run
+        victim.wait()
+        finished = {r["video_id"] for r in ledger.rows("SELECT video_id FROM analyses")}
+        asked_before = len(anthropic.calls)
+        # The killed run never ends by itself: the server marks it crashed (as Prefect's
+        # zombie flow run automation does when its heartbeats stop).
+        killed = [
+            run
+            for run in runs
+            if int(str(cluster.flow_run(run)["infrastructure_pid"]).rpartition(":")[2]) in inside
+        ]
+        assert len(killed) == 1
+        cluster.api(
+            "POST",
+            f"/flow_runs/{killed[0]}/set_state",
+            json={"state": {"type": "CRASHED", "name": "Crashed"}, "force": True},
+        )
+        rest = cluster.run_deployment("analyze-videos", "analyze-videos", env, limit=100)
+        survivor = [run for run in runs if run not in killed]
+        ended = cluster.wait_finished([*survivor, rest], timeout=300)
+        cluster.workers[0] = start_worker(
+            cluster.env, cluster.pool, "w1b", tmp_path / "worker1b.log"
+        )
+
+    assert [run["state_type"] for run in ended] == ["COMPLETED", "COMPLETED"]
+    assert 0 < len(finished) < len(titles)
+    decided = ledger.rows("SELECT video_id, count(*) AS n FROM analyses GROUP BY 1")
+    assert {row["video_id"] for row in decided} == set(titles)  # nothing lost
+    assert {row["n"] for row in decided} == {1}  # each decided once
+    decisions = ledger.rows(
+        "SELECT video_id, count(*) AS n FROM routing_decisions GROUP BY 1 HAVING count(*) > 1"
+    )
+    assert decisions == []
+    asked_again = [call.user for call in anthropic.calls[asked_before:]]
+    for video in finished:  # a finished video is never asked (or paid for) again
+        assert not any(f"Video title: {titles[video]}\n" in user for user in asked_again)
+    paid = ledger.rows(
+        "SELECT video_id, count(*) AS n FROM llm_calls WHERE provider = 'anthropic' "
+        "AND status = 'ok' GROUP BY 1"
+    )
+    assert all(row["n"] == 1 for row in paid if row["video_id"] in finished)
+    [budget] = ledger.rows(
+        "SELECT coalesce(sum(amount_usd), 0) AS usd FROM budget_reservations WHERE status = 'open'"
+    )
+    [spent] = ledger.rows(
+        "SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE provider = 'anthropic'"
+    )
+    assert spent["usd"] + budget["usd"] <= 5
+    assert ledger.rows("SELECT DISTINCT status FROM videos") == [{"status": "analyzed"}]
+    assert first.max_concurrency <= 2 and second.max_concurrency <= 2  # slots shared
+    assert first.chat_counts and second.chat_counts
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
