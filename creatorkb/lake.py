@@ -40,6 +40,10 @@ PREFIX = "ducklake:"
 LAKE = "lake"  # the name the lake is attached under
 COMMIT_LOCK = "kb_commit_lock"
 RETRIES = 50  # conflicting commits retried before giving up
+SEARCH_NOT_ON_LAKE = (
+    "the search index (BM25 and vectors) is not kept on a DuckLake ledger yet: DuckLake has no "
+    "room for the fts extension's index; search a file copy (docs/scaling.md)"
+)
 _ARRAY = re.compile(r"\b(FLOAT|DOUBLE|INTEGER|BIGINT|VARCHAR)\[\d+\]", re.IGNORECASE)
 _INDEX = re.compile(r"CREATE\s+(UNIQUE\s+)?INDEX\b[^;]*;", re.IGNORECASE)
 _TABLE_KEY = re.compile(r",\s*PRIMARY\s+KEY\s*\([^)]*\)", re.IGNORECASE)
@@ -169,7 +173,9 @@ def open_lake(
         instance.execute(f"USE {LAKE}")
     except duckdb.Error as error:
         instance.close()
-        raise LedgerError(f"cannot attach the ledger lake {redacted(url)}: {error}") from error
+        raise LedgerError(
+            f"cannot attach the ledger lake {redacted(url)}: {redacted(str(error))}"
+        ) from error
     return instance
 
 

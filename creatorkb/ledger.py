@@ -285,6 +285,8 @@ class Ledger:
     gives a LakeLedger instead (creatorkb/lake.py): the same schema and invariants on a
     DuckLake with a PostgreSQL catalog, for writers on many machines."""
 
+    keeps_search_index = True  # the fts extension's BM25 index lives in the file
+
     def __new__(cls, path: Path | str, *args: Any, **kwargs: Any) -> Ledger:
         if cls is Ledger and is_lake(path):
             return super().__new__(LakeLedger)
@@ -583,6 +585,8 @@ class LakeLedger(Ledger):
     """The ledger on a DuckLake (creatorkb/lake.py): a PostgreSQL catalog and data files under
     `data_path` (KB_LEDGER_DATA_PATH; needed when the lake is created, then read from its
     catalog). Every process keeps one attached instance; each use is a cursor of it."""
+
+    keeps_search_index = False
 
     def __init__(
         self, path: Path | str, wait_seconds: float = 30.0, data_path: str | None = None

@@ -2,7 +2,9 @@
 slots, so that every process on every machine talking to the same Prefect server shares them.
 
 A slot is held with a lease the Prefect client renews while the request runs: a process that
-is killed holding one gives it back when the lease runs out.
+is killed holding one gives it back when the lease runs out. Threads of one process first
+take turns on its own count of the same size (`ProcessSlots`): a thread waiting for a slot
+this process frees is woken at once, where waiting on the server means polling it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 
-from creatorkb.slots import slot_name
+from creatorkb.slots import ProcessSlots, slot_name
 
 
 class PrefectSlots:
@@ -23,6 +25,7 @@ class PrefectSlots:
 
     def __init__(self, hosts: list[str], parallel: int) -> None:
         self.parallel = parallel
+        self._here = ProcessSlots(parallel)  # this process's share, in front of the server's
         with get_client(sync_client=True) as client:
             for host in hosts:
                 name = slot_name(host)
@@ -42,6 +45,9 @@ class PrefectSlots:
     def hold(self, host: str, *, wait: bool) -> Iterator[bool]:
         retries = None if wait else 0  # no retry: a full limit answers at once
         with ExitStack() as held:
+            if not held.enter_context(self._here.hold(host, wait=wait)):
+                yield False
+                return
             try:
                 held.enter_context(
                     concurrency(slot_name(host), occupy=1, strict=True, max_retries=retries)

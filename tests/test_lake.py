@@ -131,3 +131,20 @@ def test_kb_ledger_migrate_to_copies_a_file_ledger_row_for_row(lake_url: str, kb
     assert lake_ledger.rows("SELECT * FROM videos ORDER BY video_id") == file_rows
     again = run_kb("ledger", "migrate-to", lake_url, expect=1)
     assert "already has rows" in again.stdout
+
+
+def test_kb_init_creates_the_lake_and_search_says_it_is_not_kept_there(
+    lake_url: str, kb_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from creatorkb.search_index import KnowledgeIndexer
+    from creatorkb.settings import CostOptions
+
+    monkeypatch.setenv("KB_LEDGER", lake_url)
+    assert "schema version" in run_kb("init").stdout
+    assert "s3cret" not in lake.redacted(lake_url + " password=s3cret")
+    ledger = Ledger(lake_url)
+    assert ledger.schema_version() == known_migrations()[-1].version
+    report = KnowledgeIndexer(ledger, None, CostOptions(), None).run()  # type: ignore[arg-type]
+    assert report.skipped and "not kept" in report.describe()
+    done = run_kb("search", "flux", expect=1)
+    assert "not kept on a DuckLake ledger" in done.stdout
