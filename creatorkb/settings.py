@@ -103,6 +103,12 @@ class OllamaOptions(BaseModel):
         description="Several Ollama servers (KB_OLLAMA_HOSTS, comma-separated); each call goes "
         "to the least busy one that has the model. Empty: `host` alone.",
     )
+    shared_slots: bool | None = Field(
+        None,
+        description="Hold each host's slots on the Prefect server (a global concurrency limit "
+        "per host), shared by every process and machine using it (KB_OLLAMA_SHARED_SLOTS). "
+        "Unset: shared when KB_OLLAMA_HOSTS is set, else counted per process (one machine).",
+    )
     draft_model: str = Field("llama3.2", description="Model that drafts analyses.")
     models: list[str] = Field(
         default_factory=lambda: ["llama3.2", "qwen2.5:7b", "mistral"],
@@ -139,6 +145,11 @@ class OllamaOptions(BaseModel):
         if isinstance(value, str):
             return [host.strip() for host in value.split(",") if host.strip()]
         return value
+
+    @property
+    def slots_shared(self) -> bool:
+        """Whether the slots are held on the Prefect server rather than in each process."""
+        return bool(self.hosts) if self.shared_slots is None else self.shared_slots
 
     @property
     def host_list(self) -> list[str]:

@@ -16,6 +16,7 @@ from creatorkb.local_model import LocalModel
 from creatorkb.pricing import check_priced
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions
+from creatorkb.slots import HostSlots, ProcessSlots
 from creatorkb.spending import BudgetedCloud
 from flows import run_states
 from flows.slots import PrefectSlots
@@ -79,20 +80,24 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     for warning in warnings:
         logger.warning(warning)
     logger.info(
-        "Routing policy %s; local %s (%d slots on %d hosts); cloud %s (%d slots)",
+        "Routing policy %s; local %s (%d slots on %d hosts%s); cloud %s (%d slots)",
         config.policy.version,
         config.ollama.draft_model,
         local.parallel,
         len(local.hosts),
+        ", shared through the Prefect server" if config.ollama.slots_shared else "",
         cloud.model or "off",
         cloud.slots,
     )
     return Backends(config.policy, config.costs, config.ollama, local, cloud, warnings)
 
 
-def local_slots(options: OllamaOptions) -> PrefectSlots:
-    """The Ollama hosts' slots, shared with every process on the same Prefect server."""
-    return PrefectSlots(options.host_list, options.parallel)
+def local_slots(options: OllamaOptions) -> HostSlots:
+    """The Ollama hosts' slots: shared with every process on the same Prefect server when
+    scaled out (KB_OLLAMA_HOSTS, or KB_OLLAMA_SHARED_SLOTS), else this process's own count."""
+    if options.slots_shared:
+        return PrefectSlots(options.host_list, options.parallel)
+    return ProcessSlots(options.parallel)
 
 
 def engine(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> RoutingEngine:

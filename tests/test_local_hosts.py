@@ -44,6 +44,13 @@ def test_hosts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KB_OLLAMA_HOSTS", "http://gpu1:11434, http://gpu2:11434")
     assert OllamaEnvSettings().host_list == ["http://gpu1:11434", "http://gpu2:11434"]
     assert slot_name("http://gpu1:11434") == "ollama:gpu1:11434"
+    # Scaled out (several hosts listed), the slots are held on the Prefect server; one machine
+    # keeps its per-process count unless told otherwise.
+    assert OllamaEnvSettings().slots_shared
+    monkeypatch.delenv("KB_OLLAMA_HOSTS")
+    assert not OllamaEnvSettings().slots_shared
+    monkeypatch.setenv("KB_OLLAMA_SHARED_SLOTS", "true")
+    assert OllamaEnvSettings().slots_shared
 
 
 def test_calls_spread_over_the_least_busy_hosts_within_their_slots(
