@@ -43,6 +43,10 @@ def test_the_lake_has_the_file_ledgers_schema(lake_url: str, tmp_path: Path) -> 
     ledger.write(Write.insert_new("creators", ("channel_id",), [{**row, "name": "b"}]))
     ledger.write(Write.upsert("creators", ("channel_id",), [{**row, "name": "c"}], ("name",)))
     assert ledger.rows("SELECT name FROM creators") == [{"name": "c"}]
+    # What analysts and notebooks read: a copy in memory, or a snapshot file.
+    assert ledger.copy_in_memory().rows("SELECT name FROM creators") == [{"name": "c"}]
+    snapshot = Ledger(ledger.snapshot(tmp_path / "snapshot.duckdb"))
+    assert snapshot.rows("SELECT name FROM creators") == [{"name": "c"}]
 
 
 def test_the_migrations_translate_for_ducklake() -> None:

@@ -29,12 +29,12 @@ def two_hosts() -> Iterator[tuple[FakeOllama, FakeOllama]]:
 
 
 def options(*hosts: FakeOllama, parallel: int = 2, **more: object) -> OllamaOptions:
+    settings: dict[str, object] = {"retries": 1, "retry_delay_seconds": 0.05, **more}
     return OllamaOptions(
         hosts=[host.url for host in hosts],
         parallel=parallel,
-        retries=0,
         max_output_tokens=256,
-        **more,  # type: ignore[arg-type]
+        **settings,  # type: ignore[arg-type]
     )
 
 
@@ -73,7 +73,7 @@ def test_a_host_that_goes_down_is_skipped_then_probed_again(
     two_hosts: tuple[FakeOllama, FakeOllama],
 ) -> None:
     first, second = two_hosts
-    local = LocalModel(options(first, second, reprobe_seconds=0.5))
+    local = LocalModel(options(first, second, reprobe_seconds=0.5, retries=0))
     first.down()
     answered = [local.generate(REQUEST).call.detail["host"] for _ in range(4)]
     # The first call may find it down; from then on it is not asked.
