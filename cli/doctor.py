@@ -82,7 +82,7 @@ def run_checks(console: Console, config: Configuration, prefect: Check) -> int:
 
 
 def check_ledger(settings: KBSettings) -> Check:
-    if not settings.ledger.exists():
+    if not settings.ledger_exists:
         return Check("ledger", "warn", f"{settings.ledger} does not exist yet; run `kb init`")
     ledger = Ledger(settings.ledger, wait_seconds=min(settings.ledger_wait_seconds, 5))
     try:
@@ -144,12 +144,21 @@ def check_youtube(settings: KBSettings, options: YouTubeOptions) -> list[Check]:
 
 def check_ollama(options: OllamaOptions) -> list[Check]:
     local = LocalModel(options)
+    checks = []
+    for host in local.hosts:  # each host of KB_OLLAMA_HOSTS (or OLLAMA_HOST)
+        try:
+            checks.append(Check("ollama", "ok", f"{host.url}, version {host.version()}"))
+        except LocalUnavailable as error:
+            elsewhere = "its share goes to the other hosts" if len(local.hosts) > 1 else ""
+            checks.append(
+                Check(
+                    "ollama", "warn", f"{error}; {elsewhere or 'local work will go to the cloud'}"
+                )
+            )
     try:
-        version = local.version()
         installed = local.installed_models()
-    except LocalUnavailable as error:
-        return [Check("ollama", "warn", f"{error}; local work will go to the cloud")]
-    checks = [Check("ollama", "ok", f"{options.host}, version {version}")]
+    except LocalUnavailable:
+        return checks
     try:
         local.check_model(options.draft_model)
         checks.append(Check("draft model", "ok", f"{options.draft_model} is installed"))
@@ -191,7 +200,7 @@ def check_anthropic(options: AnthropicOptions, costs: CostOptions) -> list[Check
 
 
 def check_budget(settings: KBSettings, policy: RoutingPolicy, costs: CostOptions) -> Check:
-    if not settings.ledger.exists():
+    if not settings.ledger_exists:
         return Check("budget", "warn", f"${policy.weekly_budget_usd} a week; nothing spent yet")
     budget = Budget(Ledger(settings.ledger, 5), policy.weekly_budget_usd, costs.timezone)
     try:

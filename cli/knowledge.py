@@ -22,8 +22,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import configured, console, fail, flow_server, kb_settings, run
-from creatorkb.errors import LedgerLocked
+from creatorkb.errors import KBError, LedgerLocked
 from creatorkb.fts import load_fts, require_knowledge_schema
+from creatorkb.lake import SEARCH_NOT_ON_LAKE
 from creatorkb.ledger import Ledger
 from creatorkb.segments import clock
 from creatorkb.settings import CostOptions, KnowledgeOptions, OllamaOptions
@@ -58,6 +59,8 @@ def _reading(action: Callable[[duckdb.DuckDBPyConnection], T], *, full_text: boo
     def read() -> T:
         settings = kb_settings()
         ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
+        if full_text and not ledger.keeps_search_index:
+            raise KBError(SEARCH_NOT_ON_LAKE)
         with ledger.reading() as connection:
             require_knowledge_schema(connection, ledger.path)
             if full_text:

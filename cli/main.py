@@ -12,7 +12,15 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from cli import knowledge, prefect_api
-from cli.common import configured, console, fail, flow_server, kb_settings, run
+from cli.common import (
+    configured,
+    console,
+    fail,
+    flow_server,
+    kb_settings,
+    prefect_server,
+    run,
+)
 from creatorkb.channels import ChannelRef, ResolvedChannel, parse_channel_ref, resolve_channel
 from creatorkb.errors import PrefectUnavailable
 from creatorkb.ledger import Ledger, open_ledger
@@ -143,6 +151,29 @@ def status() -> None:
             f"{w.age_hours:.2f}",
         )
     console.print(batches)
+
+
+@ledger_app.command("migrate-to")
+def ledger_migrate_to(
+    url: Annotated[str, typer.Argument(help="The lake: ducklake:postgres:host=... dbname=kb")],
+    data_path: Annotated[
+        str | None,
+        typer.Option(help="Where the lake keeps its data files (default KB_LEDGER_DATA_PATH)."),
+    ] = None,
+) -> None:
+    """Copy the file ledger (KB_LEDGER) into a new DuckLake, checked row for row."""
+    from creatorkb.lake import is_lake, migrate_to, redacted
+
+    settings = kb_settings()
+    if is_lake(settings.ledger) or not settings.ledger.exists():
+        fail(f"no ledger file at {settings.ledger}; set KB_LEDGER to the file to copy")
+    counts = run(lambda: migrate_to(settings.ledger.resolve(), url, data_path))
+    console.print(
+        f"copied {settings.ledger} into {redacted(url)}: {len(counts)} tables, "
+        f"{sum(counts.values()):,} rows, every row checked. Point KB_LEDGER at the lake "
+        "(and KB_LEDGER_DATA_PATH at its data) on every machine.",
+        highlight=False,
+    )
 
 
 @ledger_app.command("unanswered")
@@ -284,7 +315,7 @@ def creators_list() -> None:
 
 
 def _scan_state(settings: KBSettings) -> dict[str, tuple[datetime | None, int]]:
-    if not settings.ledger.exists():
+    if not settings.ledger_exists:
         return {}
     ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
     rows = run(
@@ -516,6 +547,51 @@ def up(
     from cli.up import run_up
 
     raise typer.Exit(run_up(console, host, port, prefect_api.project_home()))
+
+
+def _long_lived_server() -> str:
+    """The Prefect API of `kb up` or PREFECT_API_URL: a work pool and its workers need a
+    server that outlives one command."""
+    api = prefect_server()
+    if api.url is None:
+        fail(
+            "workers need a long-lived Prefect server: start `kb up` here, or set "
+            "PREFECT_API_URL to the shared server (see docs/scaling.md)"
+        )
+    return api.url
+
+
+@app.command()
+def deploy(
+    pool: Annotated[str, typer.Option(help="The process work pool (created if missing).")] = "kb",
+) -> None:
+    """Put every deployment of prefect.yaml on a work pool, for workers on any machine."""
+    url = _long_lived_server()
+    from deployments.pool import deploy as deploy_to_pool
+
+    for name in run(lambda: deploy_to_pool(pool)):
+        console.print(f"deployed  {name:<22} on work pool {pool}", highlight=False)
+    console.print(f"start workers with: kb worker --pool {pool}   (PREFECT_API_URL={url})")
+
+
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="The work pool to take flow runs from.")] = "kb",
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Most flow runs this worker runs at once.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The worker's name in the UI.")] = None,
+) -> None:
+    """Run flow runs of a work pool on this machine (`prefect worker start --pool POOL`)."""
+    import os
+    import sys
+
+    _long_lived_server()
+    command = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool]
+    command += ["--type", "process"]
+    command += ["--limit", str(limit)] if limit else []
+    command += ["--name", name] if name else []
+    os.execv(command[0], command)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import duckdb
 from pydantic import BaseModel
 
 from creatorkb.agreement import agreement
@@ -32,7 +33,7 @@ from creatorkb.insight import (
     synthesis_prompt,
 )
 from creatorkb.ledger import Ledger, Write
-from creatorkb.liveness import is_gone, this_process
+from creatorkb.liveness import LOCAL, Liveness, this_process
 from creatorkb.reading import LocalReader
 from creatorkb.roster import Priority
 from creatorkb.routing import Route, RoutingPolicy, Start
@@ -231,22 +232,27 @@ def claim_videos(
     flow_run_id: str | None,
     video_ids: list[str] | None = None,
     force: bool = False,
+    liveness: Liveness = LOCAL,
 ) -> list[VideoJob]:
     """Transcribed videos for this run, claimed so that a concurrent run skips them.
 
-    A claim lapses when it expires or when the process holding it is gone (killed), so a
-    crashed run's videos are picked up by the next run at once. With `force`, the listed
-    videos are analysed (and paid for) again even if already analysed.
+    A claim lapses when it expires or when its holder is gone (`liveness`: its process on
+    this host, or its flow run finished, on any machine), so a crashed run's videos are
+    picked up by the next run at once. With `force`, the listed videos are analysed (and
+    paid for) again even if already analysed.
     """
     now = datetime.now(UTC)
     statuses = (
         [VideoStatus.transcribed, VideoStatus.analyzed] if force else [VideoStatus.transcribed]
     )
-    with ledger.transaction() as connection:
+
+    def claim_in(connection: duckdb.DuckDBPyConnection) -> list[VideoJob]:
         holders = connection.execute(
-            "SELECT DISTINCT holder FROM analysis_claims WHERE expires_at > ?", [now]
+            "SELECT DISTINCT holder, flow_run_id FROM analysis_claims WHERE expires_at > ?",
+            [now],
         ).fetchall()
-        gone = [holder for (holder,) in holders if is_gone(holder)]
+        gone = liveness.lapsed((holder, run) for holder, run in holders) if holders else set()
+        lapsed = [f"{holder}|{run or ''}" for holder, run in gone]
         rows = connection.execute(
             f"""
             SELECT v.video_id, v.channel_id, coalesce(c.priority, 'medium') AS priority,
@@ -257,14 +263,15 @@ def claim_videos(
             LEFT JOIN analysis_claims a USING (video_id)
             WHERE list_contains(?, v.status)
               AND (? IS NULL OR list_contains(?, v.video_id))
-              AND (a.expires_at IS NULL OR a.expires_at <= ? OR list_contains(?, a.holder))
+              AND (a.expires_at IS NULL OR a.expires_at <= ?
+                   OR list_contains(?, a.holder || '|' || coalesce(a.flow_run_id, '')))
               AND v.video_id NOT IN (
                   SELECT video_id FROM batch_items WHERE list_contains(?, status))
             ORDER BY {Priority.rank_sql("coalesce(c.priority, 'medium')")},
                      v.published_at DESC NULLS LAST, v.video_id
             LIMIT ?
             """,
-            [[str(s) for s in statuses], video_ids, video_ids, now, gone, list(OPEN), limit],
+            [[str(s) for s in statuses], video_ids, video_ids, now, lapsed, list(OPEN), limit],
         ).fetchall()
         jobs = [VideoJob(r[0], r[1], Priority(r[2]), r[3], VideoStatus(r[4])) for r in rows]
         # Videos whose batch answer (or failure) is in: each goes on from where it waited.
@@ -277,11 +284,12 @@ def claim_videos(
             LEFT JOIN creators c USING (channel_id)
             LEFT JOIN analysis_claims a USING (video_id)
             WHERE b.status IN ('answered', 'failed')
-              AND (a.expires_at IS NULL OR a.expires_at <= ? OR list_contains(?, a.holder))
+              AND (a.expires_at IS NULL OR a.expires_at <= ?
+                   OR list_contains(?, a.holder || '|' || coalesce(a.flow_run_id, '')))
             ORDER BY b.answered_at, b.custom_id
             LIMIT ?
             """,
-            [now, gone, limit],
+            [now, lapsed, limit],
         ).fetchall()
         jobs = [
             VideoJob(r[0], r[1], Priority(r[2]), r[3], VideoStatus(r[4]), r[5]) for r in rows
@@ -305,7 +313,10 @@ def claim_videos(
                 update=("flow_run_id", "holder", "claimed_at", "expires_at"),
             ),
         )
-    return jobs
+        return jobs
+
+    # One transaction (on a lake, retried whole when a concurrent claim conflicts with it).
+    return ledger.atomic(claim_in)
 
 
 class TierQueue:

@@ -24,7 +24,7 @@ import duckdb
 
 from creatorkb.errors import BudgetError, BudgetExhausted
 from creatorkb.ledger import Ledger, Write
-from creatorkb.liveness import is_gone, this_process
+from creatorkb.liveness import LOCAL, Liveness, this_process
 
 RESERVATION_LIFETIME = timedelta(hours=1)
 
@@ -59,10 +59,17 @@ def week_start(now: datetime, timezone: str) -> datetime:
 class Budget:
     """The week's cloud budget, kept in the ledger so every process and thread shares it."""
 
-    def __init__(self, ledger: Ledger, weekly_usd: Decimal, timezone: str = "UTC") -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        weekly_usd: Decimal,
+        timezone: str = "UTC",
+        liveness: Liveness = LOCAL,
+    ) -> None:
         self.ledger = ledger
         self.weekly_usd = weekly_usd
         self.timezone = timezone
+        self.liveness = liveness  # which holders of unsent reservations are gone
 
     def status(self, now: datetime | None = None) -> BudgetStatus:
         now = now or datetime.now(UTC)
@@ -77,13 +84,16 @@ class Budget:
             [start],
         ).fetchall()
         held = connection.execute(
-            "SELECT holder, sent_at IS NOT NULL, sum(amount_usd) FROM budget_reservations "
-            "WHERE status = 'open' AND week_start = ? AND (expires_at > ? OR sent_at IS NOT NULL) "
-            "GROUP BY ALL",
+            "SELECT holder, flow_run_id, sent_at IS NOT NULL, sum(amount_usd) "
+            "FROM budget_reservations WHERE status = 'open' AND week_start = ? "
+            "AND (expires_at > ? OR sent_at IS NOT NULL) GROUP BY ALL",
             [start, now],
         ).fetchall()
+        unsent = {(holder, run) for holder, run, sent, _ in held if not sent}
+        gone = self.liveness.lapsed(unsent) if unsent else set()
         reserved = sum(
-            (amount for holder, sent, amount in held if sent or not is_gone(holder)), Decimal(0)
+            (amount for holder, run, sent, amount in held if sent or (holder, run) not in gone),
+            Decimal(0),
         )
         return BudgetStatus(start, self.weekly_usd, Decimal(spent), reserved)
 
@@ -96,8 +106,9 @@ class Budget:
     ) -> Reservation:
         """Set `amount_usd` aside for one call about to be sent (and record it as sent), or
         raise BudgetExhausted."""
-        now = datetime.now(UTC)
-        with self.ledger.transaction() as connection:
+
+        def reserve_in(connection: duckdb.DuckDBPyConnection) -> Reservation:
+            now = datetime.now(UTC)
             status = self._status(connection, now)
             if amount_usd > status.left_usd:
                 raise BudgetExhausted(
@@ -131,7 +142,11 @@ class Budget:
                     ],
                 ),
             )
-        return reservation
+            return reservation
+
+        # The check and the reservation: one transaction (on a lake, retried whole when a
+        # concurrent commit conflicts with it).
+        return self.ledger.atomic(reserve_in)
 
     def release(self, reservation: Reservation) -> None:
         """Give back a reservation whose call was never sent."""
@@ -167,39 +182,48 @@ IN_BATCH_SQL = (
 # Open reservations of calls sent in a week: possibly_billed() keeps those no live process
 # still waits on.
 SENT_OPEN_SQL = (
-    "SELECT holder, expires_at, call_id, amount_usd FROM budget_reservations "
+    "SELECT holder, flow_run_id, expires_at, call_id, amount_usd FROM budget_reservations "
     f"WHERE status = 'open' AND sent_at >= ? AND sent_at < ? AND {IN_BATCH_SQL}"
 )
 
 
-def possibly_billed(rows: list[dict[str, Any]], now: datetime | None = None) -> PossiblyBilled:
-    """Of the SENT_OPEN_SQL rows, the calls whose answer will not come back: the process is
-    gone, the reservation expired, or the client gave up (the call is recorded)."""
+def possibly_billed(
+    rows: list[dict[str, Any]], now: datetime | None = None, liveness: Liveness = LOCAL
+) -> PossiblyBilled:
+    """Of the SENT_OPEN_SQL rows, the calls whose answer will not come back: the holder is
+    gone (its process, or its flow run finished), the reservation expired, or the client gave
+    up (the call is recorded)."""
     now = now or datetime.now(UTC)
+    waiting = [row for row in rows if row["call_id"] is None and row["expires_at"] > now]
+    gone = liveness.lapsed((row["holder"], row.get("flow_run_id")) for row in waiting)
     lost = [
         row["amount_usd"]
         for row in rows
-        if row["call_id"] is not None or row["expires_at"] <= now or is_gone(row["holder"])
+        if row["call_id"] is not None
+        or row["expires_at"] <= now
+        or (row["holder"], row.get("flow_run_id")) in gone
     ]
     return PossiblyBilled(len(lost), sum(lost, Decimal(0)))
 
 
-def unanswered(ledger: Ledger) -> list[dict[str, Any]]:
+def unanswered(ledger: Ledger, liveness: Liveness = LOCAL) -> list[dict[str, Any]]:
     """Every reservation of a call sent whose answer never came back, oldest first."""
     rows = ledger.rows(
-        "SELECT reservation_id, sent_at, model, purpose, amount_usd, holder, expires_at, "
-        "call_id FROM budget_reservations WHERE status = 'open' AND sent_at IS NOT NULL "
-        f"AND {IN_BATCH_SQL} ORDER BY sent_at"
+        "SELECT reservation_id, sent_at, model, purpose, amount_usd, holder, flow_run_id, "
+        "expires_at, call_id FROM budget_reservations WHERE status = 'open' "
+        f"AND sent_at IS NOT NULL AND {IN_BATCH_SQL} ORDER BY sent_at"
     )
     now = datetime.now(UTC)
-    return [r for r in rows if possibly_billed([r], now).calls]
+    return [r for r in rows if possibly_billed([r], now, liveness).calls]
 
 
-def settle_unanswered(ledger: Ledger, reservation_id: str, billed_usd: Decimal | None) -> None:
+def settle_unanswered(
+    ledger: Ledger, reservation_id: str, billed_usd: Decimal | None, liveness: Liveness = LOCAL
+) -> None:
     """Close a possibly billed call once its usage is known (Anthropic's console shows it):
     `billed_usd` becomes a call in `llm_calls` that the budget counts instead of the bound;
     None (not billed) releases the reservation."""
-    found = {r["reservation_id"]: r for r in unanswered(ledger)}
+    found = {r["reservation_id"]: r for r in unanswered(ledger, liveness)}
     held = found.get(reservation_id)
     if held is None:
         known = ", ".join(found) or "none"

@@ -48,11 +48,11 @@ class Embedder:
     """The configured embedding model on the configured Ollama."""
 
     def __init__(self, ollama_options: OllamaOptions, options: KnowledgeOptions) -> None:
-        self.host = ollama_options.host
+        self.host = ollama_options.host_list[0]  # the first host embeds
         self.model = options.embed_model
         self.options = options
         self.keep_alive = ollama_options.keep_alive
-        self._client = ollama.Client(host=ollama_options.host, timeout=60)
+        self._client = ollama.Client(host=self.host, timeout=60)
 
     def check(self) -> None:
         """Raise EmbeddingUnavailable, saying why and what to do, unless the model is there

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import json
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -30,8 +31,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
-from creatorkb import storage
+from creatorkb import lake, storage
 from creatorkb.errors import LedgerError, LedgerLocked, SchemaTooNew
+from creatorkb.lake import is_lake, merge_sql
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -279,13 +281,23 @@ _keeper = _Keeper()
 
 
 class Ledger:
-    """One DuckDB ledger file, opened briefly for each read or write."""
+    """One DuckDB ledger file, opened briefly for each read or write. A `ducklake:` location
+    gives a LakeLedger instead (creatorkb/lake.py): the same schema and invariants on a
+    DuckLake with a PostgreSQL catalog, for writers on many machines."""
+
+    keeps_search_index = True  # the fts extension's BM25 index lives in the file
+
+    def __new__(cls, path: Path | str, *args: Any, **kwargs: Any) -> Ledger:
+        if cls is Ledger and is_lake(path):
+            return super().__new__(LakeLedger)
+        return super().__new__(cls)
 
     def __init__(self, path: Path | str, wait_seconds: float = 30.0) -> None:
         self.path = Path(path).expanduser().resolve()
         self.wait_seconds = wait_seconds
         self.spool_dir = self.path.with_name(self.path.name + ".pending")
         self._column_types: dict[str, dict[str, str]] = {}
+        self._merges = False  # writes by MERGE (a lake) rather than INSERT ... ON CONFLICT
         with _file_locks_guard:
             self._lock = _file_locks.setdefault(self.path, threading.RLock())
 
@@ -395,11 +407,7 @@ class Ledger:
         latest = migrations[-1].version
         target = latest if up_to is None else up_to
         with self.connect() as connection:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
-                " applied_at TIMESTAMPTZ NOT NULL)"
-            )
+            self._prepare_schema(connection)
             current = _schema_version(connection)
             if current > latest:
                 raise SchemaTooNew(self.path, current, latest)
@@ -407,13 +415,23 @@ class Ledger:
                 if not current < migration.version <= target:
                     continue
                 with _transaction(connection):
-                    connection.execute(migration.sql)
+                    connection.execute(self._migration_sql(migration.sql))
                     connection.execute(
                         "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                         [migration.version, migration.name, datetime.now(UTC)],
                     )
             self._replay_spool(connection)
             return _schema_version(connection)
+
+    def _prepare_schema(self, connection: duckdb.DuckDBPyConnection) -> None:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+            " applied_at TIMESTAMPTZ NOT NULL)"
+        )
+
+    def _migration_sql(self, sql: str) -> str:
+        return sql
 
     def schema_version(self) -> int:
         """The version recorded in the file (0 for a new file)."""
@@ -432,6 +450,12 @@ class Ledger:
             self._replay_spool(connection)
             with _transaction(connection):
                 yield connection
+
+    def atomic(self, step: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `step` (reads and writes) as one transaction and return what it returns; on a
+        lake, again from the start when a concurrent commit conflicts with it."""
+        with self.transaction() as connection:
+            return step(connection)
 
     def write(self, *writes: Write) -> None:
         """Write the batch in one transaction; if the file stays held, spool it and raise."""
@@ -501,7 +525,9 @@ class Ledger:
             frame = pd.DataFrame(dict(zip(columns, data, strict=True)), dtype=object)
             source, params = "kb_batch", []
             connection.register("kb_batch", frame)
-        if write.insert_missing:
+        if write.insert_missing and self._merges:
+            sql = merge_sql(write, types, source)
+        elif write.insert_missing:
             selected = ", ".join(f'CAST("{name}" AS {types[name]})' for name in columns)
             conflict = ", ".join(f'"{name}"' for name in write.key)
             action = (
@@ -533,7 +559,8 @@ class Ledger:
         if table not in self._column_types:
             found = connection.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ? ORDER BY ordinal_position",
+                "WHERE table_name = ? AND table_catalog = current_database() "
+                "ORDER BY ordinal_position",
                 [table],
             ).fetchall()
             if not found:
@@ -552,6 +579,108 @@ class Ledger:
         """Run one query and return a DataFrame."""
         with self.connect() as connection:
             return connection.execute(sql, list(params)).df()
+
+
+class LakeLedger(Ledger):
+    """The ledger on a DuckLake (creatorkb/lake.py): a PostgreSQL catalog and data files under
+    `data_path` (KB_LEDGER_DATA_PATH; needed when the lake is created, then read from its
+    catalog). Every process keeps one attached instance; each use is a cursor of it."""
+
+    keeps_search_index = False
+
+    def __init__(
+        self, path: Path | str, wait_seconds: float = 30.0, data_path: str | None = None
+    ) -> None:
+        from creatorkb.settings import KBSettings
+
+        self.url = str(path)
+        self.path = Path(lake.redacted(self.url))  # what messages name
+        self.wait_seconds = wait_seconds
+        self.data_path = data_path or KBSettings().ledger_data_path
+        self.spool_dir = Path(tempfile.gettempdir()) / "kb-lake-never-spools"
+        self._column_types = {}
+        self._merges = True
+        with _file_locks_guard:
+            self._lock = _file_locks.setdefault(Path(self.url), threading.RLock())
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock, lake.INSTANCES.cursor(self.url, self.data_path) as cursor:
+            yield cursor
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with lake.INSTANCES.cursor(self.url, self.data_path) as cursor:
+            yield cursor
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One transaction that conflicts with every concurrent writer (it updates the commit
+        lock row): committed if the block ends, else rolled back. A conflict at commit raises;
+        `atomic` and `write` retry it."""
+        with self.connect() as connection, _transaction(connection):
+            connection.execute(f"UPDATE {lake.COMMIT_LOCK} SET commits = commits + 1")
+            yield connection
+
+    def atomic(self, step: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        def attempt() -> T:
+            with self.transaction() as connection:
+                return step(connection)
+
+        return lake.retrying(attempt)
+
+    def write(self, *writes: Write) -> None:
+        """Write the batch in one transaction, again if a concurrent commit conflicts."""
+        batch = [write for write in writes if write.rows]
+        if batch:
+            self.atomic(lambda connection: self.apply(connection, *batch))
+
+    def pending_batches(self) -> list[Path]:
+        return []  # nothing is ever spooled: a lake is never held by another process
+
+    def _replay_spool(self, connection: duckdb.DuckDBPyConnection) -> int:
+        return 0
+
+    def migrate(self, up_to: int | None = None) -> int:
+        return lake.retrying(lambda: Ledger.migrate(self, up_to))
+
+    def _prepare_schema(self, connection: duckdb.DuckDBPyConnection) -> None:
+        with _transaction(connection):
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER NOT NULL, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {lake.COMMIT_LOCK} (commits BIGINT)")
+            [(rows,)] = connection.execute(f"SELECT count(*) FROM {lake.COMMIT_LOCK}").fetchall()
+            if not rows:
+                connection.execute(f"INSERT INTO {lake.COMMIT_LOCK} VALUES (0)")
+
+    def _migration_sql(self, sql: str) -> str:
+        # Each migration conflicts with a concurrent one: the second process retries, then
+        # finds it applied.
+        return f"UPDATE {lake.COMMIT_LOCK} SET commits = commits + 1; " + lake.lake_sql(sql)
+
+    def copy_in_memory(self) -> LedgerCopy:
+        memory = lake.open_lake(self.url, self.data_path, read_only=True)
+        memory.execute("USE memory")
+        memory.execute(f"COPY FROM DATABASE {lake.LAKE} TO memory")
+        memory.execute(f"DETACH {lake.LAKE}")
+        return LedgerCopy(memory)
+
+    def snapshot(self, destination: Path | str) -> Path:
+        target = Path(destination).expanduser().resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        source = lake.open_lake(self.url, self.data_path, read_only=True)
+        try:
+            source.execute(f"ATTACH {_sql_text(partial)} AS snapshot")
+            source.execute(f"COPY FROM DATABASE {lake.LAKE} TO snapshot")
+        finally:
+            source.close()
+        partial.replace(target)
+        return target
 
 
 class LedgerCopy:

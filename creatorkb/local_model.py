@@ -4,15 +4,22 @@ Ollama silently cuts a prompt longer than the context window (`num_ctx`) and sti
 200. So every request sizes `num_ctx` from the model's context length and the prompt, and
 every answer is checked: when the prompt filled the room reserved for the answer, it was cut,
 and the answer is marked truncated (and never accepted).
+
+`LocalModel` is every Ollama host kb uses (`KB_OLLAMA_HOSTS`, else `OLLAMA_HOST`): each call
+takes the least busy host that has the model, holding one of its slots (`creatorkb.slots`)
+for the request; a host found down is skipped until `reprobe_seconds` have passed.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -21,6 +28,9 @@ from creatorkb.chunking import estimate_tokens
 from creatorkb.errors import LocalModelMissing, LocalUnavailable
 from creatorkb.gpu_time import charged_ns
 from creatorkb.settings import OllamaOptions
+from creatorkb.slots import HostSlots, ProcessSlots
+
+T = TypeVar("T")
 
 CONTEXT_SIZES = (2048, 4096, 8192, 16384, 32768, 65536, 131072)
 LOOP_CHECK_EVERY = 16  # streamed pieces between checks for a loop
@@ -55,23 +65,23 @@ class _Streamed:
     stopped: str | None
 
 
-class LocalModel:
-    """Ollama, at most `parallel` requests at once (more would only queue in Ollama)."""
+class OllamaHost:
+    """One Ollama server. Its slots are held by `LocalModel`, around each request."""
 
     provider = "ollama"
 
-    def __init__(self, options: OllamaOptions) -> None:
+    def __init__(self, options: OllamaOptions, url: str | None = None) -> None:
         import ollama  # imported here: commands that never ask Ollama start faster
 
         self.options = options
+        self.url = url or options.host
         self._client = ollama.Client(
-            host=options.host,
+            host=self.url,
             timeout=options.timeout_seconds,
             limits=httpx.Limits(max_connections=options.parallel * 2),
         )
-        self.parallel = options.parallel
-        self._slots = threading.BoundedSemaphore(options.parallel)
         self._context_lengths: dict[str, int] = {}
+        self._installed: tuple[list[str], float] | None = None  # the models, and when read
         self._lock = threading.Lock()
         # Why and when Ollama was found unreachable: it is not asked until `reprobe_seconds`
         # have passed, then the next request tries it again (and clears this if it answers).
@@ -91,7 +101,7 @@ class LocalModel:
     def version(self) -> str:
         """Ollama's version (the client has no call for it)."""
         try:
-            response = httpx.get(f"{self.options.host.rstrip('/')}/api/version", timeout=10)
+            response = httpx.get(f"{self.url.rstrip('/')}/api/version", timeout=10)
             response.raise_for_status()
         except httpx.HTTPError as error:
             raise self._unreachable(error) from error
@@ -105,14 +115,26 @@ class LocalModel:
             listing = self._client.list()
         except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
             raise self._unreachable(error) from error
-        return sorted(model.model for model in listing.models if model.model)
+        installed = sorted(model.model for model in listing.models if model.model)
+        with self._lock:
+            self._installed = (installed, time.monotonic())
+        return installed
+
+    def has_model(self, model: str) -> bool:
+        """Whether the host has `model` (its list read again after `reprobe_seconds`);
+        raises LocalUnavailable when it does not answer."""
+        with self._lock:
+            known = self._installed
+        fresh = known and time.monotonic() - known[1] < max(self.options.reprobe_seconds, 1.0)
+        installed = known[0] if known and fresh else self.installed_models()
+        return model in installed or f"{model}:latest" in installed
 
     def check_model(self, model: str) -> None:
         """Raise LocalModelMissing, listing what Ollama has, when `model` is not installed."""
         installed = self.installed_models()
         if model in installed or f"{model}:latest" in installed:
             return
-        raise LocalModelMissing(self.options.host, model, installed)
+        raise LocalModelMissing(self.url, model, installed)
 
     def context_length(self, model: str) -> int:
         """The model's trained context length, from /api/show (asked once per model)."""
@@ -125,8 +147,8 @@ class LocalModel:
             shown = self._client.show(model)
         except ollama.ResponseError as error:
             if error.status_code == 404:
-                raise LocalModelMissing(self.options.host, model) from error
-            failed = f"Ollama at {self.options.host} failed: {error}"
+                raise LocalModelMissing(self.url, model) from error
+            failed = f"Ollama at {self.url} failed: {error}"
             raise LocalUnavailable(failed, None) from error
         except (ConnectionError, httpx.HTTPError) as error:
             raise self._unreachable(error) from error
@@ -137,7 +159,7 @@ class LocalModel:
         return length
 
     def _unreachable(self, error: Exception, call: ModelCall | None = None) -> LocalUnavailable:
-        why = f"Ollama at {self.options.host} is unreachable ({type(error).__name__}: {error})"
+        why = f"Ollama at {self.url} is unreachable ({type(error).__name__}: {error})"
         with self._lock:
             self._down = (why, time.monotonic())
         return LocalUnavailable(why, call)
@@ -153,7 +175,7 @@ class LocalModel:
     def generate(self, request: ModelRequest) -> ModelAnswer:
         """One chat request (the draft model unless the request names one), streamed and
         stopped early when it starts to repeat itself; raises LocalUnavailable, with the
-        failed call, if Ollama fails."""
+        failed call, if Ollama fails. The caller holds one of the host's slots."""
         import ollama
 
         model = request.model or self.options.draft_model
@@ -161,22 +183,19 @@ class LocalModel:
         wanted = estimate_tokens(request.system) + estimate_tokens(request.user) + num_predict
         limit = min(self.context_length(model), self.options.max_num_ctx)
         num_ctx = context_size(wanted + 64, limit)
-        with self._slots:
-            down = self.down
-            if down:  # found down while this request waited for a slot
-                raise LocalUnavailable(down, None)
-            started = time.perf_counter()
-            for attempt in range(self.options.retries + 1):
-                if attempt:  # a blip is not an outage: try again after a growing pause
-                    time.sleep(self.options.retry_delay_seconds * 2 ** (attempt - 1))
-                try:
-                    streamed = self._stream(request, model, num_ctx, num_predict)
-                    break
-                except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
-                    if _lasting(error) or attempt == self.options.retries:
-                        raise self._failure(
-                            error, model, request.purpose, started, attempt
-                        ) from error
+        down = self.down
+        if down:  # found down while this request waited for a slot
+            raise LocalUnavailable(down, None)
+        started = time.perf_counter()
+        for attempt in range(self.options.retries + 1):
+            if attempt:  # a blip is not an outage: try again after a growing pause
+                time.sleep(self.options.retry_delay_seconds * 2 ** (attempt - 1))
+            try:
+                streamed = self._stream(request, model, num_ctx, num_predict)
+                break
+            except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as error:
+                if _lasting(error) or attempt == self.options.retries:
+                    raise self._failure(error, model, request.purpose, started, attempt) from error
         with self._lock:
             self._down = None  # it answered
         latency = (time.perf_counter() - started) * 1000
@@ -193,9 +212,9 @@ class LocalModel:
             request.purpose,
             Usage(input_tokens=prompt_tokens, output_tokens=output_tokens),
             latency,
-            busy_ns=charged_ns(self.options.host, busy),
+            busy_ns=charged_ns(self.url, busy),
             detail={
-                "host": self.options.host,
+                "host": self.url,
                 "busy_ms": round(busy / 1e6, 1),  # this request's own GPU time
                 "num_ctx": num_ctx,
                 "num_predict": num_predict,
@@ -257,12 +276,142 @@ class LocalModel:
         if isinstance(error, ConnectionError | httpx.TransportError):
             return self._unreachable(error, call)
         if isinstance(error, ollama.ResponseError) and error.status_code == 404:
-            missing = LocalModelMissing(self.options.host, model)
+            missing = LocalModelMissing(self.url, model)
             missing.call = call
             return missing
         return LocalUnavailable(
-            f"Ollama at {self.options.host} failed: {type(error).__name__}: {error}", call
+            f"Ollama at {self.url} failed: {type(error).__name__}: {error}", call
         )
+
+
+class LocalModel:
+    """Every Ollama host kb uses, `parallel` requests at once on each (more would only queue
+    in Ollama), the slots shared through `slots` (this process's own count by default)."""
+
+    provider = "ollama"
+
+    def __init__(self, options: OllamaOptions, slots: HostSlots | None = None) -> None:
+        self.options = options
+        self.hosts = [OllamaHost(options, url) for url in options.host_list]
+        self.parallel = options.parallel * len(self.hosts)  # requests served at once, in all
+        self.slots = slots or ProcessSlots(options.parallel)
+        self._picked = itertools.count()  # breaks ties between equally busy hosts
+
+    @property
+    def down(self) -> str | None:
+        """Why no host is asked now, if none is."""
+        reasons = [host.down for host in self.hosts]
+        if any(reason is None for reason in reasons):
+            return None
+        return "; ".join(reason for reason in reasons if reason)
+
+    def _up(self) -> list[OllamaHost]:
+        return [host for host in self.hosts if host.down is None]
+
+    # -- what the servers have ------------------------------------------------------
+
+    def version(self) -> str:
+        """The version of the first host that answers."""
+        return self._first(lambda host: host.version())
+
+    def installed_models(self) -> list[str]:
+        """The models pulled on any host that answers."""
+        found: set[str] = set()
+        problems: list[LocalUnavailable] = []
+        for host in self.hosts:
+            try:
+                found.update(host.installed_models())
+            except LocalUnavailable as error:
+                problems.append(error)
+        if len(problems) == len(self.hosts):
+            raise problems[0] if len(problems) == 1 else LocalUnavailable(_joined(problems), None)
+        return sorted(found)
+
+    def check_model(self, model: str) -> None:
+        """Raise LocalModelMissing, listing what the hosts have, when none has `model`."""
+        installed = self.installed_models()
+        if model in installed or f"{model}:latest" in installed:
+            return
+        where = ", ".join(host.url for host in self.hosts)
+        raise LocalModelMissing(where, model, installed)
+
+    def context_length(self, model: str) -> int:
+        """The model's trained context length (from a host that has it)."""
+        return self._first(lambda host: host.context_length(model), model)
+
+    def prompt_budget(self, model: str, system: str) -> int:
+        """Estimated tokens of user text one request can carry whole."""
+        return self._first(lambda host: host.prompt_budget(model, system), model)
+
+    def _first(self, action: Callable[[OllamaHost], T], model: str | None = None) -> T:
+        """`action` on the first host (that has `model`) that answers."""
+        if len(self.hosts) == 1:
+            return action(self.hosts[0])
+        candidates = self._candidates(model) if model else self._up() or self.hosts
+        problems: list[LocalUnavailable] = []
+        for host in candidates:
+            try:
+                return action(host)
+            except LocalUnavailable as error:
+                problems.append(error)
+        raise LocalUnavailable(_joined(problems) or self.down or "no Ollama host", None)
+
+    def _candidates(self, model: str) -> list[OllamaHost]:
+        """The hosts that are up and have `model` (one host: that host, unless it is down);
+        raises LocalUnavailable (LocalModelMissing) when there is none."""
+        if len(self.hosts) == 1:
+            down = self.hosts[0].down
+            if down:
+                raise LocalUnavailable(down, None)
+            return self.hosts
+        having, missing = [], []
+        for host in self._up():
+            try:
+                (having if host.has_model(model) else missing).append(host)
+            except LocalUnavailable:
+                continue  # found down now: skipped until it is probed again
+        if having:
+            return having
+        if missing:
+            raise LocalModelMissing(", ".join(host.url for host in missing), model)
+        raise LocalUnavailable(self.down or "every Ollama host is unreachable", None)
+
+    # -- generation -----------------------------------------------------------------
+
+    def generate(self, request: ModelRequest) -> ModelAnswer:
+        """One chat request on the least busy host that has the model, holding one of its
+        slots; raises LocalUnavailable, with the failed call, if Ollama fails."""
+        model = request.model or self.options.draft_model
+        candidates = self._candidates(model)
+        with self._slot(candidates) as host:
+            return host.generate(request)
+
+    @contextmanager
+    def _slot(self, candidates: list[OllamaHost]) -> Iterator[OllamaHost]:
+        """A slot on the least busy candidate: the first free one in order of how busy they
+        are (across every process sharing the slots), else wait for the least busy."""
+        if len(candidates) == 1:
+            with self.slots.hold(candidates[0].url, wait=True):
+                yield candidates[0]
+            return
+        busy = self.slots.busy([host.url for host in candidates])
+        turn = next(self._picked)
+        ordered = sorted(
+            enumerate(candidates),
+            key=lambda pair: (busy.get(pair[1].url, 0), (pair[0] - turn) % len(candidates)),
+        )
+        for _, host in ordered:
+            with self.slots.hold(host.url, wait=False) as held:
+                if held:
+                    yield host
+                    return
+        least = ordered[0][1]
+        with self.slots.hold(least.url, wait=True):
+            yield least
+
+
+def _joined(problems: list[LocalUnavailable]) -> str:
+    return "; ".join(str(problem) for problem in problems)
 
 
 def _lasting(error: Exception) -> bool:

@@ -26,9 +26,10 @@ from pydantic import BaseModel
 from creatorkb.calls import ModelCall
 from creatorkb.confidence import normalize
 from creatorkb.embeddings import COARSE_DIMENSIONS, EMBEDDING_DIMENSIONS, Embedder, coarse
-from creatorkb.errors import BadQuery, EmbeddingUnavailable, EmptyKnowledgeBase
+from creatorkb.errors import BadQuery, EmbeddingUnavailable, EmptyKnowledgeBase, KBError
 from creatorkb.fts import FTS_SCHEMA, VECTOR_PAGES_SCHEMA, load_fts, require_knowledge_schema
 from creatorkb.knowledge import require_analyses, resolve_creator
+from creatorkb.lake import SEARCH_NOT_ON_LAKE
 from creatorkb.ledger import Ledger
 from creatorkb.mentions import Names, known_names, videos_naming
 from creatorkb.segments import clock, watch_link
@@ -433,6 +434,8 @@ def find(
     embedded (when passages have embeddings and Ollama can), both rankings fused. Each step
     holds a short read-only connection, so a search never holds up the pipeline."""
     text = check_query(query)
+    if not ledger.keeps_search_index:
+        raise KBError(SEARCH_NOT_ON_LAKE)
     with ledger.reading() as connection:
         require_knowledge_schema(connection, ledger.path)
         scope = prepare(connection, filters, Names(knowledge.aliases), knowledge.embed_model)

@@ -26,6 +26,7 @@ from creatorkb.embeddings import COARSE_DIMENSIONS, Embedder
 from creatorkb.errors import EmbeddingUnavailable, LedgerLocked
 from creatorkb.fts import rebuild_full_text_index
 from creatorkb.insight import Insight
+from creatorkb.lake import SEARCH_NOT_ON_LAKE
 from creatorkb.ledger import Ledger, Write
 from creatorkb.pricing import call_row
 from creatorkb.segments import Segment, TimedText, windows
@@ -130,8 +131,11 @@ class IndexReport:
     rebuild_seconds: float = 0.0
     semantic_off: str | None = None
     indexed: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why nothing was indexed at all
 
     def describe(self) -> str:
+        if self.skipped:
+            return f"not kept: {self.skipped}"
         semantic = (
             f"semantic ranking off: {self.semantic_off}" if self.semantic_off else "semantic on"
         )
@@ -170,6 +174,8 @@ class KnowledgeIndexer:
         self.flow_run_id = flow_run_id
 
     def run(self) -> IndexReport:
+        if not self.ledger.keeps_search_index:
+            return IndexReport(skipped=SEARCH_NOT_ON_LAKE)
         report = IndexReport()
         stale = self._stale_videos()
         if not stale and not self._full_text_stale() and not self._unembedded():

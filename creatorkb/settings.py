@@ -10,18 +10,34 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from creatorkb.lake import is_lake
+
 
 class KBSettings(BaseSettings):
     """Where the ledger and roster live, and how long to wait for a held ledger."""
 
     model_config = SettingsConfigDict(env_prefix="KB_", extra="ignore")
 
-    ledger: Path = Field(Path("data/kb.duckdb"), description="DuckDB ledger file (KB_LEDGER).")
+    ledger: Path = Field(
+        Path("data/kb.duckdb"),
+        description="DuckDB ledger file (KB_LEDGER), or a DuckLake: "
+        "`ducklake:postgres:host=... dbname=kb` (its catalog in PostgreSQL).",
+    )
+    ledger_data_path: str | None = Field(
+        None,
+        description="Where a DuckLake ledger keeps its data files (KB_LEDGER_DATA_PATH): a "
+        "directory or object store every machine reaches; needed when the lake is created.",
+    )
     creators: Path = Field(Path("creators.yaml"), description="Roster file (KB_CREATORS).")
     reports: Path = Field(Path("reports"), description="Where weekly HTML reports are written.")
     ledger_wait_seconds: float = Field(
         30.0, ge=0, description="How long a writer waits for another process to release the file."
     )
+
+    @property
+    def ledger_exists(self) -> bool:
+        """Whether there is a ledger to read (a lake: its catalog says the rest)."""
+        return is_lake(self.ledger) or self.ledger.exists()
 
 
 class YouTubeOptions(BaseModel):
@@ -82,6 +98,17 @@ class OllamaOptions(BaseModel):
     """The local model server."""
 
     host: str = Field("http://localhost:11434", description="Ollama's URL (OLLAMA_HOST).")
+    hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Several Ollama servers (KB_OLLAMA_HOSTS, comma-separated); each call goes "
+        "to the least busy one that has the model. Empty: `host` alone.",
+    )
+    shared_slots: bool | None = Field(
+        None,
+        description="Hold each host's slots on the Prefect server (a global concurrency limit "
+        "per host), shared by every process and machine using it (KB_OLLAMA_SHARED_SLOTS). "
+        "Unset: shared when KB_OLLAMA_HOSTS is set, else counted per process (one machine).",
+    )
     draft_model: str = Field("llama3.2", description="Model that drafts analyses.")
     models: list[str] = Field(
         default_factory=lambda: ["llama3.2", "qwen2.5:7b", "mistral"],
@@ -110,6 +137,24 @@ class OllamaOptions(BaseModel):
     reprobe_seconds: float = Field(
         30.0, ge=0, description="After Ollama is found down, how long until it is tried again."
     )
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _split_host_list(cls, value: object) -> object:
+        """Accept "http://gpu1:11434,http://gpu2:11434" from the environment."""
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
+
+    @property
+    def slots_shared(self) -> bool:
+        """Whether the slots are held on the Prefect server rather than in each process."""
+        return bool(self.hosts) if self.shared_slots is None else self.shared_slots
+
+    @property
+    def host_list(self) -> list[str]:
+        """Every Ollama server kb uses, in order (`hosts`, else `host`)."""
+        return list(dict.fromkeys(self.hosts)) or [self.host]
 
 
 class OllamaEnvSettings(OllamaOptions, BaseSettings):

@@ -54,17 +54,22 @@ def _schedule(spec: dict[str, Any], timezone: str) -> Schedule:
     )
 
 
+def settings_of(spec: DeploymentSpec, timezone: str) -> dict[str, Any]:
+    """What a deployment of `spec` is, wherever it runs; schedules default to `timezone`."""
+    limit = ConcurrencyLimitConfig(**spec.concurrency_limit) if spec.concurrency_limit else None
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "tags": spec.tags,
+        "schedules": [_schedule(schedule, timezone) for schedule in spec.schedules],
+        "concurrency_limit": limit,
+    }
+
+
 def build(spec: DeploymentSpec, timezone: str) -> RunnerDeployment:
     """A deployment served from this process; schedules default to `timezone`."""
     flow = load_flow_from_entrypoint(str(PROJECT / spec.entrypoint))
-    limit = ConcurrencyLimitConfig(**spec.concurrency_limit) if spec.concurrency_limit else None
-    return flow.to_deployment(
-        name=spec.name,
-        description=spec.description,
-        tags=spec.tags,
-        schedules=[_schedule(schedule, timezone) for schedule in spec.schedules],
-        concurrency_limit=limit,
-    )
+    return flow.to_deployment(**settings_of(spec, timezone))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from creatorkb.batches import Batches, BatchRun, has_open_items, waiting_videos
 from creatorkb.engine import RoutingEngine
 from creatorkb.ledger import open_ledger
 from creatorkb.settings import KBSettings
-from flows import models
+from flows import models, run_states
 from flows.indexing import index_knowledge, learned_in_run
 from flows.progress import RunProgress
 
@@ -64,7 +64,12 @@ def analyze_videos(
     ledger = open_ledger(settings.ledger, settings.ledger_wait_seconds)
     config = models.configuration()
     jobs = claim_videos(
-        ledger, limit=limit, flow_run_id=runtime.flow_run.id, video_ids=video_ids, force=force
+        ledger,
+        limit=limit,
+        flow_run_id=runtime.flow_run.id,
+        video_ids=video_ids,
+        force=force,
+        liveness=run_states.liveness(),
     )
     if not jobs and not has_open_items(ledger):
         # Nothing to analyse and no batch to collect: no model client is started, and the

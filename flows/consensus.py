@@ -16,6 +16,7 @@ from creatorkb.prompting import DEFAULT_SYSTEM, prompt_consensus
 from creatorkb.routing import Start
 from creatorkb.settings import KBSettings
 from flows import models as backends
+from flows import run_states
 
 
 class ConsensusResult(BaseModel):
@@ -87,7 +88,14 @@ def consensus(
     engine = backends.engine(backends.configuration(), ledger, run_id)
     if prompt is not None:
         return consensus_on_prompt(engine, prompt, models, system)
-    jobs = claim_videos(ledger, limit=1, flow_run_id=run_id, video_ids=[video_id], force=True)
+    jobs = claim_videos(
+        ledger,
+        limit=1,
+        flow_run_id=run_id,
+        video_ids=[video_id],
+        force=True,
+        liveness=run_states.liveness(),
+    )
     if not jobs:
         raise KBError(
             f"video {video_id} has no transcript yet, or another run is analysing it; "

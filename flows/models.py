@@ -18,7 +18,10 @@ from creatorkb.local_model import LocalModel
 from creatorkb.pricing import check_priced
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import AnthropicOptions, CostOptions, OllamaOptions
+from creatorkb.slots import HostSlots, ProcessSlots
 from creatorkb.spending import BudgetedCloud
+from flows import run_states
+from flows.slots import PrefectSlots
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     """Both backends; one that is down or lacks its model is routed around, and said so."""
     logger = get_run_logger()
     warnings = []
-    local = LocalModel(config.ollama)
+    local = LocalModel(config.ollama, local_slots(config.ollama))
     try:
         local.check_model(config.ollama.draft_model)
     except LocalUnavailable as error:
@@ -69,7 +72,9 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     notice = deprecation_notice(config.anthropic.model)
     if notice:
         warnings.append(notice)
-    budget = Budget(ledger, config.policy.weekly_budget_usd, config.costs.timezone)
+    budget = Budget(
+        ledger, config.policy.weekly_budget_usd, config.costs.timezone, run_states.liveness()
+    )
     cloud_model = CloudModel(config.anthropic) if config.anthropic.api_key else None
     cloud = BudgetedCloud(cloud_model, budget, flow_run_id)
     if cloud.down:
@@ -77,14 +82,24 @@ def connect(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> B
     for warning in warnings:
         logger.warning(warning)
     logger.info(
-        "Routing policy %s; local %s (%d slots); cloud %s (%d slots)",
+        "Routing policy %s; local %s (%d slots on %d hosts%s); cloud %s (%d slots)",
         config.policy.version,
         config.ollama.draft_model,
-        config.ollama.parallel,
+        local.parallel,
+        len(local.hosts),
+        ", shared through the Prefect server" if config.ollama.slots_shared else "",
         cloud.model or "off",
         cloud.slots,
     )
     return Backends(config.policy, config.costs, config.ollama, local, cloud, warnings)
+
+
+def local_slots(options: OllamaOptions) -> HostSlots:
+    """The Ollama hosts' slots: shared with every process on the same Prefect server when
+    scaled out (KB_OLLAMA_HOSTS, or KB_OLLAMA_SHARED_SLOTS), else this process's own count."""
+    if options.slots_shared:
+        return PrefectSlots(options.host_list, options.parallel)
+    return ProcessSlots(options.parallel)
 
 
 def engine(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> RoutingEngine:

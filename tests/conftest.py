@@ -18,6 +18,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from creatorkb.ledger import Ledger, Write
 from tests.analysts import careful
+from tests.postgres import Postgres
 from tests.servers.anthropic import FakeAnthropic
 from tests.servers.ollama import FakeOllama
 from tests.servers.youtube import FakeYouTube
@@ -51,50 +52,102 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class PrefectServer:
+    """A real `prefect server start` on a free loopback port (`database`: a SQLAlchemy URL of
+    its database; Prefect's SQLite in its home when None)."""
+
+    def __init__(self, home: Path, database: str | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        env = {
+            **os.environ,
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "false",
+        }
+        if database:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
+        env.pop("PREFECT_API_URL", None)
+        self._log = (home / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {(home / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(
+                    f"prefect server did not start: {(home / 'server.log').read_text()}"
+                )
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `prefect server start` on a free loopback port, shared by the whole session."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited: {(home / 'server.log').read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()}")
-        time.sleep(0.5)
-    os.environ["PREFECT_API_URL"] = url
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield url
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home"))
+    os.environ["PREFECT_API_URL"] = server.url
+    with temporary_settings(updates={PREFECT_API_URL: server.url}):
+        yield server.url
         # Send the last run logs before the server goes away.
         APILogWorker.drain_all(timeout=10)
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One real PostgreSQL server for the session (Debian's binaries, initdb into a temporary
+    directory, a free port on 127.0.0.1); tests create databases of their own on it."""
+    with Postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_on_postgres(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrefectServer]:
+    """A Prefect server on PostgreSQL (not its SQLite), as a scaled-out owner runs it."""
+    postgres.create_database("prefect")
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-pg-home"), postgres.url("prefect"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lake_url(postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty DuckLake ledger: a database of the session's PostgreSQL as its catalog,
+    its data files in tmp_path (KB_LEDGER_DATA_PATH)."""
+    name = f"lake_{tmp_path.name.replace('-', '_').lower()}"[:60]
+    url = "ducklake:postgres:" + postgres.create_database(name)
+    monkeypatch.setenv("KB_LEDGER_DATA_PATH", str(tmp_path / "lake-data") + "/")
+    return url
 
 
 @pytest.fixture

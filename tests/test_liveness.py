@@ -1,0 +1,108 @@
+"""Claims and reservations held by a worker on another machine: they lapse when the Prefect
+flow run holding them is in a terminal state (or when they expire), not by a PID check."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.states import Crashed, Running
+
+from creatorkb.analysis import claim_videos
+from creatorkb.budget import SENT_OPEN_SQL, Budget, possibly_billed
+from creatorkb.ledger import Write
+from creatorkb.liveness import Liveness
+from flows.run_states import PrefectRunStates, liveness
+from tests.conftest import ledger_of, seed_transcribed
+
+ELSEWHERE = "gpu-box-2:4242"  # a worker process on another machine
+
+
+@flow(name="liveness-holder")
+def holder_flow() -> None:
+    """Never run here: its flow runs stand for a run on another machine."""
+
+
+def running_flow_run() -> str:
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(holder_flow)
+        client.set_flow_run_state(run.id, Running(), force=True)
+    return str(run.id)
+
+
+def crash(run_id: str) -> None:
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(uuid.UUID(run_id), Crashed(), force=True)
+
+
+def test_a_claim_from_another_machine_lapses_when_its_flow_run_ends(
+    prefect_api: str, kb_env: Path
+) -> None:
+    path = kb_env / "data" / "kb.duckdb"
+    seed_transcribed(path, [("vidremote001", "UCchan", "t", "text")], {"UCchan": "medium"})
+    ledger = ledger_of(kb_env)
+    run_id = running_flow_run()
+    now = datetime.now(UTC)
+    claim = {
+        "video_id": "vidremote001",
+        "flow_run_id": run_id,
+        "holder": ELSEWHERE,
+        "claimed_at": now,
+        "expires_at": now + timedelta(hours=2),
+    }
+    ledger.write(Write.insert_new("analysis_claims", ("video_id",), [claim]))
+
+    assert claim_videos(ledger, limit=5, flow_run_id="mine", liveness=liveness()) == []
+    crash(run_id)  # the worker's machine died; the server marked its run crashed
+    # Without the server's word, a holder on another machine cannot be judged: kept.
+    assert claim_videos(ledger, limit=5, flow_run_id="mine", liveness=Liveness()) == []
+    [job] = claim_videos(ledger, limit=5, flow_run_id="mine", liveness=liveness())
+    assert job.video_id == "vidremote001"
+    [row] = ledger.rows("SELECT holder, flow_run_id FROM analysis_claims")
+    assert row["flow_run_id"] == "mine" and row["holder"] != ELSEWHERE
+
+
+def test_a_reservation_from_another_machine_lapses_when_its_flow_run_ends(
+    prefect_api: str, kb_env: Path
+) -> None:
+    ledger = ledger_of(kb_env)
+    ledger.migrate()
+    run_id = running_flow_run()
+    now = datetime.now(UTC)
+    budget = Budget(ledger, Decimal(1), liveness=liveness())
+    start = budget.status(now).week_start
+    unsent, sent = (
+        {
+            "reservation_id": f"r-{kind}",
+            "created_at": now,
+            "week_start": start,
+            "amount_usd": Decimal("0.25"),
+            "status": "open",
+            "expires_at": now + timedelta(hours=1),
+            "flow_run_id": run_id,
+            "holder": ELSEWHERE,
+            "call_id": None,
+            "sent_at": now if kind == "sent" else None,
+            "model": "claude-sonnet-5",
+            "purpose": "direct",
+        }
+        for kind in ("unsent", "sent")
+    )
+    ledger.write(Write.insert_new("budget_reservations", ("reservation_id",), [unsent, sent]))
+    bounds = [start, start + timedelta(days=7)]
+
+    assert budget.status().reserved_usd == Decimal("0.50")
+    assert possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds), liveness=liveness()).calls == 0
+    crash(run_id)
+    # The unsent one is free again; the sent one stays counted: possibly billed.
+    assert budget.status().reserved_usd == Decimal("0.25")
+    lost = possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds), liveness=liveness())
+    assert (lost.calls, lost.exposure_usd) == (1, Decimal("0.25"))
+
+
+def test_run_states_ignore_ids_that_are_not_flow_runs(prefect_api: str) -> None:
+    assert PrefectRunStates().finished({"not-a-uuid", str(uuid.uuid4())}) == set()

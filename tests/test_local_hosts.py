@@ -1,0 +1,111 @@
+"""Several Ollama hosts (KB_OLLAMA_HOSTS): the least busy host that has the model answers, a
+host that goes down is skipped and probed again later, no host gets more than its slots."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from creatorkb.calls import ModelRequest
+from creatorkb.errors import LocalModelMissing
+from creatorkb.local_model import LocalModel
+from creatorkb.settings import OllamaEnvSettings, OllamaOptions
+from creatorkb.slots import ProcessSlots, slot_name
+from tests.servers.ollama import FakeOllama
+
+REQUEST = ModelRequest("system", "say hi", "prompt", model="llama3.2")
+
+
+@pytest.fixture
+def two_hosts() -> Iterator[tuple[FakeOllama, FakeOllama]]:
+    with (
+        FakeOllama(cold_load_s=0.0, latency_s=0.2) as first,
+        FakeOllama(cold_load_s=0.0, latency_s=0.2) as second,
+    ):
+        yield first, second
+
+
+def options(*hosts: FakeOllama, parallel: int = 2, **more: object) -> OllamaOptions:
+    settings: dict[str, object] = {"retries": 1, "retry_delay_seconds": 0.05, **more}
+    return OllamaOptions(
+        hosts=[host.url for host in hosts],
+        parallel=parallel,
+        max_output_tokens=256,
+        **settings,  # type: ignore[arg-type]
+    )
+
+
+def test_hosts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", "http://gpu0:11434")
+    assert OllamaEnvSettings().host_list == ["http://gpu0:11434"]  # one host: the default
+    monkeypatch.setenv("KB_OLLAMA_HOSTS", "http://gpu1:11434, http://gpu2:11434")
+    assert OllamaEnvSettings().host_list == ["http://gpu1:11434", "http://gpu2:11434"]
+    assert slot_name("http://gpu1:11434") == "ollama:gpu1:11434"
+    # Scaled out (several hosts listed), the slots are held on the Prefect server; one machine
+    # keeps its per-process count unless told otherwise.
+    assert OllamaEnvSettings().slots_shared
+    monkeypatch.delenv("KB_OLLAMA_HOSTS")
+    assert not OllamaEnvSettings().slots_shared
+    monkeypatch.setenv("KB_OLLAMA_SHARED_SLOTS", "true")
+    assert OllamaEnvSettings().slots_shared
+
+
+def test_calls_spread_over_the_least_busy_hosts_within_their_slots(
+    two_hosts: tuple[FakeOllama, FakeOllama],
+) -> None:
+    first, second = two_hosts
+    local = LocalModel(options(first, second, parallel=2))
+    assert local.parallel == 4
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: local.generate(REQUEST), range(8)))
+    elapsed = time.monotonic() - started
+    hosts = [answer.call.detail["host"] for answer in answers]
+    assert hosts.count(first.url) == hosts.count(second.url) == 4
+    assert first.max_concurrency == second.max_concurrency == 2  # never over its slots
+    assert elapsed < 0.2 * 8 / 2  # both hosts worked at once
+
+
+def test_a_host_that_goes_down_is_skipped_then_probed_again(
+    two_hosts: tuple[FakeOllama, FakeOllama],
+) -> None:
+    first, second = two_hosts
+    local = LocalModel(options(first, second, reprobe_seconds=0.5, retries=0))
+    first.down()
+    answered = [local.generate(REQUEST).call.detail["host"] for _ in range(4)]
+    # The first call may find it down; from then on it is not asked.
+    assert answered[1:] == [second.url] * 3
+    assert local.down is None  # the other host answers
+    first.up()
+    time.sleep(0.6)  # past reprobe_seconds: asked again
+    with ThreadPoolExecutor(4) as pool:
+        hosts = {
+            a.call.detail["host"] for a in pool.map(lambda _: local.generate(REQUEST), range(4))
+        }
+    assert hosts == {first.url, second.url}
+
+
+def test_a_host_without_the_model_is_not_asked(two_hosts: tuple[FakeOllama, FakeOllama]) -> None:
+    first, second = two_hosts
+    first.models = {"llama3.2": 8192}
+    second.models = {"mistral": 32768}  # each GPU serves a model of its own
+    local = LocalModel(options(first, second))
+    hosts = {local.generate(REQUEST).call.detail["host"] for _ in range(3)}
+    assert hosts == {first.url}
+    mistral = ModelRequest("system", "say hi", "prompt", model="mistral")
+    assert local.generate(mistral).call.detail["host"] == second.url
+    with pytest.raises(LocalModelMissing):
+        local.generate(ModelRequest("system", "hi", "prompt", model="gemma3"))
+
+
+def test_process_slots_say_none_is_free_without_waiting() -> None:
+    slots = ProcessSlots(1)
+    with slots.hold("h", wait=True) as held:
+        assert held
+        assert slots.busy(["h"]) == {"h": 1}
+        with slots.hold("h", wait=False) as second:
+            assert not second
+    assert slots.busy(["h"]) == {"h": 0}
