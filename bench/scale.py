@@ -138,6 +138,7 @@ def main() -> None:
                 "PREFECT_WORKER_QUERY_SECONDS": "1",
                 "KB_CREATORS": str(directory / "creators.yaml"),
                 "KB_POLICY_SHADOW_RATE": "0",
+                "KB_POLICY_BATCH_PURPOSES": "{}",  # refines answered at once: throughput
                 "KB_POLICY_MIN_WEEKLY_SHADOWS": "0",
                 "NO_PROXY": "127.0.0.1,localhost",
             }

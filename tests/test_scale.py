@@ -50,6 +50,8 @@ def cluster(
         "KB_LEDGER_WAIT_SECONDS": "30",
         "KB_POLICY_SHADOW_RATE": "0",
         "KB_POLICY_MIN_WEEKLY_SHADOWS": "0",
+        # Refines answered at once (tests/test_batches.py covers work that waits for a batch).
+        "KB_POLICY_BATCH_PURPOSES": "{}",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
