@@ -44,6 +44,8 @@ from creatorkb.recording import call_writes
 from creatorkb.settings import CostOptions
 
 if TYPE_CHECKING:
+    import duckdb
+
     from creatorkb.cloud_model import CloudModel
 
 logger = logging.getLogger(__name__)
@@ -361,33 +363,37 @@ class Batches:
             )
 
     def _start_sending(self) -> list[BatchItem]:
-        """Mark queued items as being sent, before they are: the record a later run reads."""
+        """Mark queued items as being sent, before they are: the record a later run reads.
+        One read-check-write step (on a lake, retried whole when a concurrent commit
+        conflicts with it)."""
         now, me = datetime.now(UTC), this_process()
-        with self.ledger.transaction() as connection:
+
+        def mark(connection: duckdb.DuckDBPyConnection) -> list[str]:
             rows = connection.execute(
                 "SELECT custom_id, holder FROM batch_items WHERE status = 'queued' "
                 "ORDER BY queued_at, custom_id"
             ).fetchall()
             mine = [cid for cid, holder in rows if holder == me or is_gone(holder)]
-            if not mine:
-                return []
-            self.ledger.apply(
-                connection,
-                Write.update_existing(
-                    "batch_items",
-                    ("custom_id",),
-                    [
-                        {
-                            "custom_id": cid,
-                            "status": "sending",
-                            "send_started_at": now,
-                            "holder": me,
-                        }
-                        for cid in mine
-                    ],
-                ),
-            )
-        return [load_item(self.ledger, cid) for cid in mine]
+            if mine:
+                self.ledger.apply(
+                    connection,
+                    Write.update_existing(
+                        "batch_items",
+                        ("custom_id",),
+                        [
+                            {
+                                "custom_id": cid,
+                                "status": "sending",
+                                "send_started_at": now,
+                                "holder": me,
+                            }
+                            for cid in mine
+                        ],
+                    ),
+                )
+            return mine
+
+        return [load_item(self.ledger, cid) for cid in self.ledger.atomic(mark)]
 
     def _send(self, items: list[BatchItem], run: BatchRun) -> None:
         import anthropic
