@@ -12,6 +12,7 @@ import duckdb
 import duckdb_extension_fts
 
 from creatorkb.errors import KBError
+from creatorkb.extensions import packaged_extension
 
 KNOWLEDGE_SCHEMA = 5  # the migration that created the knowledge tables
 VECTOR_PAGES_SCHEMA = 9  # ... and the one that gave the vector pages their whole vectors
@@ -48,15 +49,7 @@ def rebuild_full_text_index(connection: duckdb.DuckDBPyConnection) -> None:
 
 def fts_extension() -> Path:
     """The extension file for the installed duckdb."""
-    package = Path(duckdb_extension_fts.__file__).parent
-    version = duckdb.__version__
-    path = package / "extensions" / f"v{version}" / "fts.duckdb_extension"
-    if not path.is_file():
-        raise KBError(
-            f"no fts extension for duckdb {version} in {package}; install "
-            f"duckdb-extension-fts=={version} (python3 dev.py syncs the lock file)"
-        )
-    return path
+    return packaged_extension(duckdb_extension_fts, "fts")
 
 
 def load_fts(connection: duckdb.DuckDBPyConnection) -> None:

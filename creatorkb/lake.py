@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 import duckdb
 
 from creatorkb.errors import LedgerError
+from creatorkb.extensions import packaged_extension
 
 if TYPE_CHECKING:
     from creatorkb.ledger import Write
@@ -102,13 +103,7 @@ def extension_directory() -> Path:
     import duckdb_extension_postgres
 
     version = duckdb.__version__
-    package = Path(duckdb_extension_postgres.__file__).parent
-    source = package / "extensions" / f"v{version}" / "postgres.duckdb_extension"
-    if not source.exists():
-        raise LedgerError(
-            f"no postgres extension for duckdb {version} in {package}; install "
-            f"duckdb-extension-postgres=={version} (python3 dev.py syncs the lock file)"
-        )
+    source = packaged_extension(duckdb_extension_postgres, "postgres")
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kb"
     directory = cache / "duckdb-extensions"
     target = directory / f"v{version}" / _platform() / "postgres_scanner.duckdb_extension"
@@ -128,15 +123,7 @@ def _platform() -> str:
 def ducklake_extension() -> Path:
     import duckdb_extension_ducklake
 
-    version = duckdb.__version__
-    package = Path(duckdb_extension_ducklake.__file__).parent
-    path = package / "extensions" / f"v{version}" / "ducklake.duckdb_extension"
-    if not path.exists():
-        raise LedgerError(
-            f"no ducklake extension for duckdb {version} in {package}; install "
-            f"duckdb-extension-ducklake=={version}"
-        )
-    return path
+    return packaged_extension(duckdb_extension_ducklake, "ducklake")
 
 
 def _text(value: str | Path) -> str:
