@@ -10,10 +10,12 @@ Target: peak RSS under 500 MB.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,11 +50,54 @@ def transcript(number: int, chars: int) -> str:
     return " ".join(sentences)[:chars]
 
 
+# Starts `kb analyze` and reports its peak RSS. A child started from this benchmark's own
+# process would report this process's peak instead when it is larger (the kernel keeps the
+# larger of the parent's memory it was spawned from and its own across exec), so the kb
+# process is started from this small launcher, started before the transcripts are made.
+LAUNCHER = """
+import json, os, subprocess, sys
+request = json.loads(sys.stdin.readline())
+with open(request["log"], "w") as log:
+    child = subprocess.Popen(request["argv"], env=request["env"], stdout=log, stderr=log)
+    print(child.pid, flush=True)
+    _, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "peak_kb": usage.ru_maxrss}))
+"""
+
+
+def trace_rss(pid: int, path: Path) -> None:
+    """Where in the run memory grows: RSS and peak RSS (VmHWM) four times a second, so that
+    even a peak between two samples is placed.
+    (It reads /proc only: polling the process would reap it before `os.wait4`.)"""
+    started = time.perf_counter()
+    with path.open("w") as trace:
+        while True:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                return
+            if "VmRSS" not in status:  # a zombie: the run has ended
+                return
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            rss, peak = (int(fields[name].split()[0]) // 1024 for name in ("VmRSS", "VmHWM"))
+            trace.write(f"{time.perf_counter() - started:.1f} {rss} {peak}\n")
+            trace.flush()
+            time.sleep(0.25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10_000)
     parser.add_argument("--transcript-chars", type=int, default=40_000)
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="write the kb process's RSS and peak (MB) four times a second to this file",
+    )
     args = parser.parse_args()
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     with (
         tempfile.TemporaryDirectory() as directory,
         FakeOllama(cold_load_s=0) as ollama,
@@ -91,24 +136,20 @@ def main() -> None:
             "NO_PROXY": "127.0.0.1,localhost",
         }
         started = time.perf_counter()
-        with tempfile.TemporaryFile("w+") as output:
-            kb = subprocess.Popen(
-                [str(Path(sys.executable).parent / "kb"), "analyze", "--limit", str(args.videos)],
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            # wait4 reports this process's own peak; RUSAGE_CHILDREN would report the largest
-            # of every child, the test harness's Prefect server among them.
-            _, status, usage = os.wait4(kb.pid, 0)
-            kb.returncode = os.waitstatus_to_exitcode(status)
-            elapsed = time.perf_counter() - started
-            output.seek(0)
-            log = output.read()
-    if kb.returncode:
+        log_path = Path(directory) / "kb.log"
+        argv = [str(Path(sys.executable).parent / "kb"), "analyze", "--limit", str(args.videos)]
+        launcher.stdin.write(json.dumps({"argv": argv, "env": env, "log": str(log_path)}) + "\n")
+        launcher.stdin.flush()
+        pid = int(launcher.stdout.readline())
+        if args.trace:
+            threading.Thread(target=trace_rss, args=(pid, args.trace), daemon=True).start()
+        outcome = json.loads(launcher.stdout.readline())
+        launcher.wait()
+        elapsed = time.perf_counter() - started
+        log = log_path.read_text()
+    if outcome["exit"]:
         sys.exit(f"kb analyze failed:\n{log[-6000:]}")
-    peak_mb = usage.ru_maxrss / 1024
+    peak_mb = outcome["peak_kb"] / 1024
     print(
         f"kb analyze: {args.videos:,} videos of {args.transcript_chars:,} characters in "
         f"{elapsed:.0f} s ({args.videos / elapsed:.1f} videos/s)"

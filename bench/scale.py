@@ -6,8 +6,10 @@ latency whose slots are Prefect global concurrency limits.
     .venv/bin/python bench/scale.py [--videos 40] [--latency 2.0] [--parallel 2]
 
 Prints the throughput of each setup (videos per minute over the span of the local calls, and
-over the flow runs' Running time), the speedup, and the most requests each host served at
-once (never more than its slots). Goal: two hosts >= 1.8x one host.
+over the flow runs' Running time), how busy the machine's CPUs were meanwhile (every part
+runs on this one machine: near 100%, the machine sets the pace), the speedup, and the most
+requests each host served at once (never more than its slots). Goal: two hosts >= 1.8x one
+host.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Result:
     calls_s: float  # first local call's start to last call's end
     running_s: float  # first flow run Running to last one ending
     peaks: list[int]  # most requests each host served at once
+    busy: float  # share of the machine's CPU time in use while the runs ran (0-1)
 
     def per_minute(self, seconds: float) -> float:
         return self.videos / seconds * 60
@@ -84,11 +87,13 @@ def scenario(
             "KB_OLLAMA_PARALLEL": str(parallel),
         }
         share = -(-videos // workers)
+        cpu_before = _cpu_times()
         runs = [
             cluster.run_deployment("analyze-videos", "analyze-videos", env, limit=share)
             for _ in range(workers)
         ]
         ended = cluster.wait_finished(runs, timeout=900)
+        busy = _busy_share(cpu_before, _cpu_times())
         assert all(run["state_type"] == "COMPLETED" for run in ended), ended
         spans = [span for run in runs for span in cluster.running_intervals(run)]
         running = max(_ts(end) for _, end in spans) - min(_ts(start) for start, _ in spans)
@@ -108,12 +113,26 @@ def scenario(
             calls_s,
             running.total_seconds(),
             [server.max_concurrency for server in servers],
+            busy,
         )
     finally:
         for process in started:
             stop(process)
         for server in servers:
             server.stop()
+
+
+def _cpu_times() -> tuple[int, int]:
+    """The machine's (busy, all) CPU time so far, in clock ticks (/proc/stat)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How much of every core was in use between two readings: near 1, the machine (every
+    process on it: workers, Prefect, PostgreSQL, the fake hosts) sets the pace, not the design."""
+    return (after[0] - before[0]) / max(after[1] - before[1], 1)
 
 
 def _ts(text: str) -> datetime:
@@ -165,13 +184,14 @@ def main() -> None:
     ideal = args.videos * args.latency / args.parallel
     print(f"{args.videos} videos, local latency {args.latency:g} s, {args.parallel} slots per host")
     print(
-        f"{'setup':<22}{'calls span':>12}{'videos/min':>12}{'running':>10}{'videos/min':>12}  peaks"
+        f"{'setup':<22}{'calls span':>12}{'videos/min':>12}{'running':>10}{'videos/min':>12}"
+        f"{'CPU busy':>10}  peaks"
     )
     for r in results:
         print(
             f"{r.workers} worker(s), {r.hosts} host(s){'':<3}{r.calls_s:>10.1f} s"
             f"{r.per_minute(r.calls_s):>12.1f}{r.running_s:>8.1f} s"
-            f"{r.per_minute(r.running_s):>12.1f}  {r.peaks} (slots {args.parallel})"
+            f"{r.per_minute(r.running_s):>12.1f}{r.busy:>9.0%}  {r.peaks} (slots {args.parallel})"
         )
     one, two = results
     print(
