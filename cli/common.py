@@ -19,6 +19,7 @@ from creatorkb.configuration import (
     from_environment,
 )
 from creatorkb.errors import KBError
+from creatorkb.liveness import LOCAL, Liveness
 from creatorkb.settings import KBSettings
 
 console = Console()
@@ -60,6 +61,17 @@ def flow_server() -> prefect_api.PrefectApi:
         run(lambda: prefect_api.start_temporary_server(prefect_api.project_home()))
     notices.print(api.describe())
     return api
+
+
+def holder_liveness(api: prefect_api.PrefectApi | None) -> Liveness:
+    """How a command judges the holders of claims and reservations, as the flows do: by their
+    flow run's state on the Prefect server when one runs (`api`), else (nothing is started to
+    find out) by their PID on this host and their expiry."""
+    if api is None or api.url is None:
+        return LOCAL
+    from flows.run_states import liveness
+
+    return liveness()
 
 
 def configured(options_type: type[Options], use_blocks: bool | None = None) -> Options:

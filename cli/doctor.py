@@ -24,6 +24,7 @@ from creatorkb.errors import (
 )
 from creatorkb.feed import read_feed
 from creatorkb.ledger import Ledger, known_migrations
+from creatorkb.liveness import Liveness
 from creatorkb.local_model import LocalModel
 from creatorkb.network import ca_bundle, http_client
 from creatorkb.pricing import check_priced
@@ -60,6 +61,7 @@ class Configuration:
     anthropic: AnthropicOptions
     policy: RoutingPolicy
     costs: CostOptions
+    liveness: Liveness  # who still holds a budget reservation
 
 
 def run_checks(console: Console, config: Configuration, prefect: Check) -> int:
@@ -70,7 +72,7 @@ def run_checks(console: Console, config: Configuration, prefect: Check) -> int:
         *check_youtube(config.settings, config.youtube),
         *check_ollama(config.ollama),
         *check_anthropic(config.anthropic, config.costs),
-        check_budget(config.settings, config.policy, config.costs),
+        check_budget(config.settings, config.policy, config.costs, config.liveness),
         prefect,
     ]
     table = Table("", "check", "detail")
@@ -199,10 +201,12 @@ def check_anthropic(options: AnthropicOptions, costs: CostOptions) -> list[Check
     return checks
 
 
-def check_budget(settings: KBSettings, policy: RoutingPolicy, costs: CostOptions) -> Check:
+def check_budget(
+    settings: KBSettings, policy: RoutingPolicy, costs: CostOptions, liveness: Liveness
+) -> Check:
     if not settings.ledger_exists:
         return Check("budget", "warn", f"${policy.weekly_budget_usd} a week; nothing spent yet")
-    budget = Budget(Ledger(settings.ledger, 5), policy.weekly_budget_usd, costs.timezone)
+    budget = Budget(Ledger(settings.ledger, 5), policy.weekly_budget_usd, costs.timezone, liveness)
     try:
         status = budget.status()
     except KBError as error:

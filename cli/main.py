@@ -17,6 +17,7 @@ from cli.common import (
     console,
     fail,
     flow_server,
+    holder_liveness,
     kb_settings,
     prefect_server,
     run,
@@ -24,6 +25,7 @@ from cli.common import (
 from creatorkb.channels import ChannelRef, ResolvedChannel, parse_channel_ref, resolve_channel
 from creatorkb.errors import PrefectUnavailable
 from creatorkb.ledger import Ledger, open_ledger
+from creatorkb.liveness import Liveness
 from creatorkb.network import http_client
 from creatorkb.roster import (
     Creator,
@@ -176,13 +178,19 @@ def ledger_migrate_to(
     )
 
 
+def judged_holders() -> Liveness:
+    """Which holders of sent calls are gone: by the Prefect server kb uses, when one runs."""
+    return holder_liveness(prefect_server())
+
+
 @ledger_app.command("unanswered")
 def ledger_unanswered() -> None:
     """Cloud calls sent whose answer never came back: possibly billed, counted by the budget."""
     from creatorkb.budget import unanswered
 
     settings = kb_settings()
-    rows = run(lambda: unanswered(Ledger(settings.ledger, settings.ledger_wait_seconds)))
+    ledger, liveness = Ledger(settings.ledger, settings.ledger_wait_seconds), judged_holders()
+    rows = run(lambda: unanswered(ledger, liveness))
     table = Table("sent", "model", "purpose", "bound")
     table.add_column("reservation", no_wrap=True)  # to be copied whole into `kb ledger settle`
     for row in rows:
@@ -214,8 +222,8 @@ def ledger_settle(
     except ArithmeticError:
         fail(f"--usd {usd!r} is not an amount; write it like 0.0052")
     settings = kb_settings()
-    ledger = Ledger(settings.ledger, settings.ledger_wait_seconds)
-    run(lambda: settle_unanswered(ledger, reservation, billed))
+    ledger, liveness = Ledger(settings.ledger, settings.ledger_wait_seconds), judged_holders()
+    run(lambda: settle_unanswered(ledger, reservation, billed, liveness))
     console.print(
         f"settled {reservation}: "
         + ("not billed, the reservation released" if not_billed else f"${usd} recorded")
@@ -608,6 +616,7 @@ def doctor() -> None:
     use_blocks = api is not None and api.url is not None  # else the environment's settings
     config = Configuration(
         settings=kb_settings(),
+        liveness=holder_liveness(api),
         youtube=configured(YouTubeOptions, use_blocks),
         ollama=configured(OllamaOptions, use_blocks),
         anthropic=configured(AnthropicOptions, use_blocks),

@@ -78,7 +78,9 @@ class OllamaHost:
         self._client = ollama.Client(
             host=self.url,
             timeout=options.timeout_seconds,
-            limits=httpx.Limits(max_connections=options.parallel * 2),
+            limits=httpx.Limits(
+                max_connections=options.host_slots.get(self.url, options.parallel) * 2
+            ),
         )
         self._context_lengths: dict[str, int] = {}
         self._installed: tuple[list[str], float] | None = None  # the models, and when read
@@ -285,16 +287,17 @@ class OllamaHost:
 
 
 class LocalModel:
-    """Every Ollama host kb uses, `parallel` requests at once on each (more would only queue
-    in Ollama), the slots shared through `slots` (this process's own count by default)."""
+    """Every Ollama host kb uses, each given as many requests at once as it has slots (its
+    `hosts` entry's count, else `parallel`: more would only queue in Ollama), the slots shared
+    through `slots` (this process's own count by default)."""
 
     provider = "ollama"
 
     def __init__(self, options: OllamaOptions, slots: HostSlots | None = None) -> None:
         self.options = options
         self.hosts = [OllamaHost(options, url) for url in options.host_list]
-        self.parallel = options.parallel * len(self.hosts)  # requests served at once, in all
-        self.slots = slots or ProcessSlots(options.parallel)
+        self.parallel = sum(options.host_slots.values())  # requests served at once, in all
+        self.slots = slots or ProcessSlots(options.host_slots)
         self._picked = itertools.count()  # breaks ties between equally busy hosts
 
     @property
@@ -389,16 +392,22 @@ class LocalModel:
     @contextmanager
     def _slot(self, candidates: list[OllamaHost]) -> Iterator[OllamaHost]:
         """A slot on the least busy candidate: the first free one in order of how busy they
-        are (across every process sharing the slots), else wait for the least busy."""
+        are (across every process sharing the slots), else wait for the least busy. Busy is
+        the share of a host's slots held: a host with more slots is given more requests, and
+        a request that must wait, waits where a slot frees soonest."""
         if len(candidates) == 1:
             with self.slots.hold(candidates[0].url, wait=True):
                 yield candidates[0]
             return
         busy = self.slots.busy([host.url for host in candidates])
+        sizes = self.options.host_slots
         turn = next(self._picked)
         ordered = sorted(
             enumerate(candidates),
-            key=lambda pair: (busy.get(pair[1].url, 0), (pair[0] - turn) % len(candidates)),
+            key=lambda pair: (
+                busy.get(pair[1].url, 0) / sizes[pair[1].url],
+                (pair[0] - turn) % len(candidates),
+            ),
         )
         for _, host in ordered:
             with self.slots.hold(host.url, wait=False) as held:

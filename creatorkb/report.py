@@ -19,6 +19,7 @@ from creatorkb.budget import SENT_OPEN_SQL, possibly_billed, week_start
 from creatorkb.calibration import Precision, calibrate, wilson
 from creatorkb.errors import InvalidWeek
 from creatorkb.ledger import LedgerReader, Write
+from creatorkb.liveness import LOCAL, Liveness
 from creatorkb.pricing import MONEY
 from creatorkb.routing import Route, RoutingPolicy
 from creatorkb.settings import CostOptions
@@ -711,8 +712,11 @@ def weekly_report(
     weekly_budget_usd: Decimal,
     now: datetime | None = None,
     policy: RoutingPolicy | None = None,
+    liveness: Liveness = LOCAL,
 ) -> WeeklyReport:
-    """The cost report of `week` (in the cost timezone) from the ledger's tables."""
+    """The cost report of `week` (in the cost timezone) from the ledger's tables; `liveness`
+    judges whether the holder of a call sent and unanswered still waits on it (the flow
+    passes the Prefect server's word on flow runs; without it, PID and expiry)."""
     if week.timezone != costs.timezone:
         raise ValueError(
             f"week {week.label} is in {week.timezone} but the cost timezone is "
@@ -729,7 +733,7 @@ def weekly_report(
     lines: dict[str, list[CostLine]] = {"model": [], "purpose": [], "priority": []}
     for row in ledger.rows(_COST_LINES, bounds):
         lines[row.pop("dimension")].append(CostLine(**row))
-    lost = possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds))
+    lost = possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds), liveness=liveness)
     busy = busy_hours(headline.pop("energy_kwh"), costs)
     idle = idle_usd(busy, costs, week.fraction_elapsed(generated_at))
     savings: Decimal = jobs.pop("job_savings_usd") - idle

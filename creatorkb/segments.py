@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import duckdb
 from pydantic import BaseModel
 
 from creatorkb.confidence import normalize
@@ -206,15 +207,21 @@ def videos_without_segments(ledger: Ledger, limit: int) -> list[VideoWithoutSegm
 
 
 def store_segments(ledger: Ledger, timed: Mapping[str, Sequence[Segment]]) -> None:
-    """Replace the segments of these videos (video id -> snippets), in one transaction."""
+    """Replace the segments of these videos (video id -> snippets) as one atomic step: on a
+    lake, retried whole when a concurrent commit conflicts with it."""
     if not timed:
         return
     rows = [row for video_id, segments in timed.items() for row in segment_rows(video_id, segments)]
-    with ledger.transaction() as connection:
+
+    def replace(connection: duckdb.DuckDBPyConnection) -> None:
+        # Delete and insert in one step: a video re-timed with fewer snippets keeps none of
+        # its old ones, and a retry starts again from the delete.
         connection.execute(
             "DELETE FROM transcript_segments WHERE list_contains(?, video_id)", [list(timed)]
         )
         ledger.apply(connection, Write.insert_new("transcript_segments", ("video_id", "seq"), rows))
+
+    ledger.atomic(replace)
 
 
 class SegmentsSummary(BaseModel):

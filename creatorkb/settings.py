@@ -94,6 +94,24 @@ class YouTubeEnvSettings(YouTubeOptions, BaseSettings):
     )
 
 
+MAX_PARALLEL = 64  # requests one Ollama host is given at once, at most
+
+
+def host_entry(entry: str) -> tuple[str, int | None]:
+    """One KB_OLLAMA_HOSTS entry, `URL` or `URL=SLOTS`: the URL and its own slot count (None:
+    the shared KB_OLLAMA_PARALLEL)."""
+    url, equals, count = entry.strip().rpartition("=")
+    if not equals:
+        return count, None  # no "=": the whole entry is the URL
+    if not url or not count.strip().isdigit() or not 1 <= int(count) <= MAX_PARALLEL:
+        raise ValueError(
+            f"host entry {entry!r} is not URL or URL=SLOTS: write it like "
+            f"http://gpu1:11434=4 (SLOTS a whole number from 1 to {MAX_PARALLEL}, that host's "
+            "OLLAMA_NUM_PARALLEL), or leave =SLOTS off to use KB_OLLAMA_PARALLEL"
+        )
+    return url.strip(), int(count)
+
+
 class OllamaOptions(BaseModel):
     """The local model server."""
 
@@ -101,7 +119,8 @@ class OllamaOptions(BaseModel):
     hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Several Ollama servers (KB_OLLAMA_HOSTS, comma-separated); each call goes "
-        "to the least busy one that has the model. Empty: `host` alone.",
+        "to the least busy one that has the model. An entry may carry its own slot count "
+        "(`http://gpu1:11434=4`); without one a host has `parallel`. Empty: `host` alone.",
     )
     shared_slots: bool | None = Field(
         None,
@@ -116,7 +135,11 @@ class OllamaOptions(BaseModel):
         description="Models used for consensus; the draft model should be one of them.",
     )
     parallel: int = Field(
-        4, ge=1, le=64, description="Requests Ollama serves at once (its OLLAMA_NUM_PARALLEL)."
+        4,
+        ge=1,
+        le=MAX_PARALLEL,
+        description="Requests each Ollama host serves at once (its OLLAMA_NUM_PARALLEL), unless "
+        "its `hosts` entry gives its own.",
     )
     keep_alive: str = Field("10m", description="How long Ollama keeps a model loaded.")
     max_num_ctx: int = Field(
@@ -141,10 +164,24 @@ class OllamaOptions(BaseModel):
     @field_validator("hosts", mode="before")
     @classmethod
     def _split_host_list(cls, value: object) -> object:
-        """Accept "http://gpu1:11434,http://gpu2:11434" from the environment."""
+        """Accept "http://gpu1:11434=4,http://gpu2:11434" from the environment."""
         if isinstance(value, str):
             return [host.strip() for host in value.split(",") if host.strip()]
         return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_slots_readable(cls, hosts: list[str]) -> list[str]:
+        """Every entry parses, and a host listed twice is not given two slot counts."""
+        counts: dict[str, int | None] = {}
+        for entry in hosts:
+            url, slots = host_entry(entry)
+            if url in counts and counts[url] != slots:
+                raise ValueError(
+                    f"{url} is listed twice with different slot counts; list each host once"
+                )
+            counts[url] = slots
+        return hosts
 
     @property
     def slots_shared(self) -> bool:
@@ -154,7 +191,17 @@ class OllamaOptions(BaseModel):
     @property
     def host_list(self) -> list[str]:
         """Every Ollama server kb uses, in order (`hosts`, else `host`)."""
-        return list(dict.fromkeys(self.hosts)) or [self.host]
+        return list(self.host_slots)
+
+    @property
+    def host_slots(self) -> dict[str, int]:
+        """Every Ollama server kb uses, in order, with the requests it serves at once: its
+        entry's own count, else `parallel`."""
+        slots = {}
+        for entry in self.hosts:
+            url, count = host_entry(entry)
+            slots.setdefault(url, count or self.parallel)
+        return slots or {self.host: self.parallel}
 
 
 class OllamaEnvSettings(OllamaOptions, BaseSettings):

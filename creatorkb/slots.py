@@ -9,7 +9,7 @@ global concurrency limits (flows/slots.py), one per host, so every process share
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -35,17 +35,28 @@ class HostSlots(Protocol):
 
 
 class ProcessSlots:
-    """Slots counted in this process only: `parallel` per host (the one-machine default)."""
+    """Slots counted in this process only (the one-machine default): `slots` per host, or each
+    host's own count (OllamaOptions.host_slots)."""
 
-    def __init__(self, parallel: int) -> None:
-        self.parallel = parallel
+    def __init__(self, slots: int | Mapping[str, int]) -> None:
+        self.slots = slots if isinstance(slots, int) else dict(slots)
         self._free: dict[str, threading.Semaphore] = {}
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def size(self, host: str) -> int:
+        """How many requests `host` serves at once."""
+        if isinstance(self.slots, int):
+            return self.slots
+        if host not in self.slots:
+            raise LookupError(f"no slot count for Ollama host {host}: it is not a host kb uses")
+        return self.slots[host]
+
     def _slots(self, host: str) -> threading.Semaphore:
         with self._lock:
-            return self._free.setdefault(host, threading.BoundedSemaphore(self.parallel))
+            if host not in self._free:
+                self._free[host] = threading.BoundedSemaphore(self.size(host))
+            return self._free[host]
 
     def busy(self, hosts: list[str]) -> dict[str, int]:
         with self._lock:

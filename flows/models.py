@@ -98,8 +98,8 @@ def local_slots(options: OllamaOptions) -> HostSlots:
     """The Ollama hosts' slots: shared with every process on the same Prefect server when
     scaled out (KB_OLLAMA_HOSTS, or KB_OLLAMA_SHARED_SLOTS), else this process's own count."""
     if options.slots_shared:
-        return PrefectSlots(options.host_list, options.parallel)
-    return ProcessSlots(options.parallel)
+        return PrefectSlots(options.host_slots)
+    return ProcessSlots(options.host_slots)
 
 
 def engine(config: Configuration, ledger: Ledger, flow_run_id: str | None) -> RoutingEngine:

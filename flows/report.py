@@ -17,6 +17,7 @@ from creatorkb.report import IsoWeek, WeeklyReport, weekly_report
 from creatorkb.report_html import render_html
 from creatorkb.routing import RoutingPolicy
 from creatorkb.settings import CostOptions, KBSettings
+from flows.run_states import liveness
 
 
 @task(name="compute-report", cache_policy=NONE)
@@ -24,7 +25,9 @@ def compute_report(
     ledger: Ledger, week: IsoWeek, costs: CostOptions, policy: RoutingPolicy
 ) -> WeeklyReport:
     """Every figure of the week, from the ledger."""
-    return weekly_report(ledger, week, costs, policy.weekly_budget_usd, policy=policy)
+    return weekly_report(
+        ledger, week, costs, policy.weekly_budget_usd, policy=policy, liveness=liveness()
+    )
 
 
 @task(name="record-report", cache_policy=NONE)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
 from creatorkb.liveness import Liveness
 
 
@@ -23,6 +20,11 @@ class PrefectRunStates:
                 continue  # not a Prefect flow run id: left to its expiry
         if not ids:
             return set()
+        # Imported when a holder must be judged, not with this module: commands that run no
+        # flow (`kb doctor`, `kb ledger unanswered`) use it and mostly never need Prefect.
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)

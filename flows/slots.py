@@ -1,5 +1,6 @@
-"""Ollama slots as Prefect global concurrency limits: one per host, sized by its parallel
-slots, so that every process on every machine talking to the same Prefect server shares them.
+"""Ollama slots as Prefect global concurrency limits: one per host, sized by its own slot
+count (KB_OLLAMA_HOSTS `URL=SLOTS`, else KB_OLLAMA_PARALLEL), so that every process on every
+machine talking to the same Prefect server shares them.
 
 A slot is held with a lease the Prefect client renews while the request runs: a process that
 is killed holding one gives it back when the lease runs out. Threads of one process first
@@ -9,7 +10,7 @@ this process frees is woken at once, where waiting on the server means polling i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 
 from prefect.client.orchestration import get_client
@@ -23,16 +24,16 @@ from creatorkb.slots import ProcessSlots, slot_name
 class PrefectSlots:
     """HostSlots on the Prefect server: a global concurrency limit `ollama:<host:port>` per host."""
 
-    def __init__(self, hosts: list[str], parallel: int) -> None:
-        self.parallel = parallel
-        self._here = ProcessSlots(parallel)  # this process's share, in front of the server's
+    def __init__(self, host_slots: Mapping[str, int]) -> None:
+        """`host_slots`: each host and the requests it serves at once (its limit's size)."""
+        self._here = ProcessSlots(host_slots)  # this process's share, in front of the server's
         with get_client(sync_client=True) as client:
-            for host in hosts:
+            for host, size in host_slots.items():
                 name = slot_name(host)
                 try:
-                    client.upsert_global_concurrency_limit_by_name(name, parallel)
+                    client.upsert_global_concurrency_limit_by_name(name, size)
                 except ObjectAlreadyExists:  # another process created it first
-                    client.upsert_global_concurrency_limit_by_name(name, parallel)
+                    client.upsert_global_concurrency_limit_by_name(name, size)
 
     def busy(self, hosts: list[str]) -> dict[str, int]:
         names = {slot_name(host): host for host in hosts}

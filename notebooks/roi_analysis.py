@@ -3,7 +3,8 @@
 Open it with `.venv/bin/marimo edit notebooks/roi_analysis.py` (or run it as a script) and
 pick a week. It never holds the pipeline's ledger: it first copies the ledger
 into memory (`Ledger.copy_in_memory`: a brief read-only attach that waits politely if the
-pipeline is writing) and queries the copy; nothing is written to disk.
+pipeline is writing; a DuckLake ledger is attached read-only, which never blocks a writer)
+and queries the copy; nothing is written to disk.
 """
 
 import marimo
@@ -44,10 +45,12 @@ def _():
 
 @app.cell
 def _(KBSettings, Ledger, mo):
-    ledger_path = KBSettings().ledger
-    # A copy in memory: the pipeline's file is held only while copying, nothing is left behind.
-    ledger = Ledger(ledger_path).copy_in_memory()
-    mo.md(f"Reading a copy of `{ledger_path}` taken just now.")
+    source = Ledger(KBSettings().ledger)
+    # A copy in memory: the pipeline's file is held only while copying (a lake is attached
+    # read-only, blocking no one), and nothing is left behind.
+    ledger = source.copy_in_memory()
+    # source.path names a lake without its password (the page may be shared).
+    mo.md(f"Reading a copy of `{source.path}` taken just now.")
     return (ledger,)
 
 

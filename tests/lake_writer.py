@@ -1,6 +1,10 @@
 """A writer process on the lake ledger, for tests/test_lake.py (each stands for a machine).
 
-python -m tests.lake_writer budget|claims|rows URL WRITER N
+python -m tests.lake_writer budget|claims|rows|segments URL WRITER N
+
+Each attaches the lake, prints "ready" and waits for a line on stdin, so that all of them
+start writing at the same moment (a process that starts late would otherwise find the
+others done, and nothing would be concurrent).
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from creatorkb.analysis import claim_videos
 from creatorkb.budget import Budget
 from creatorkb.errors import BudgetExhausted
 from creatorkb.ledger import Ledger, Write
+from creatorkb.segments import Segment, store_segments
 
 
 def main(mode: str, url: str, writer: str, n: int) -> None:
     ledger = Ledger(url)
+    ledger.rows("SELECT 1")  # attached: what remains is writing
+    print("ready", flush=True)
+    sys.stdin.readline()
     result: list[str] = []
     if mode == "budget":  # reserve $0.10 at a time from a $1 budget
         budget = Budget(ledger, Decimal(1))
@@ -30,6 +38,14 @@ def main(mode: str, url: str, writer: str, n: int) -> None:
         for _ in range(n):
             jobs = claim_videos(ledger, limit=3, flow_run_id=f"run-{writer}")
             result.extend(job.video_id for job in jobs)
+    elif mode == "segments":  # re-time the same videos and its own, as `kb fetch --segments`
+        for i in range(n):
+            timed = {
+                video_id: [Segment(float(seq), 1.0, f"{writer} {seq}") for seq in range(3 + i % 3)]
+                for video_id in (f"vidshared{i:04d}", f"vid{writer}{i:04d}")
+            }
+            store_segments(ledger, timed)
+            result.extend(timed)
     else:  # rows: every writer inserts the same keys and its own
         now = datetime.now(UTC)
         for i in range(n):

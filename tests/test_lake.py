@@ -70,8 +70,15 @@ def writers(mode: str, url: str, count: int, n: int) -> list[list[str]]:
         )
         for k in range(count)
     ]
+    for process in processes:  # all attached: start them at once
+        assert process.stdout.readline() == "ready\n"  # type: ignore[union-attr]
+    for process in processes:
+        process.stdin.write("go\n")  # type: ignore[union-attr]
+        process.stdin.flush()  # type: ignore[union-attr]
     # Each prints what it did, then (claims) stays alive, holding them, until all are done.
-    results = [json.loads(process.stdout.readline()) for process in processes]  # type: ignore[union-attr]
+    lines = [process.stdout.readline() for process in processes]  # type: ignore[union-attr]
+    assert all(lines), "a writer ended without its result: its traceback is in stderr"
+    results = [json.loads(line) for line in lines]
     for process in processes:
         process.communicate(timeout=240)
         assert process.returncode == 0
@@ -84,6 +91,28 @@ def test_concurrent_writers_lose_nothing_and_double_nothing(lake_url: str) -> No
     keys = Counter(row["channel_id"] for row in ledger.rows("SELECT channel_id FROM creators"))
     assert set(keys.values()) == {1}  # the shared keys written by all three: once each
     assert len(keys) == 8 + 3 * 8
+
+
+def test_segments_stored_by_concurrent_writers_are_recorded_once(lake_url: str) -> None:
+    """Two processes re-time the same videos (and their own) at once, as two `kb fetch
+    --segments` runs on two machines: a conflicting commit is retried, never a failed run,
+    and every video ends with one writer's snippets, each once."""
+    ledger = open_ledger(lake_url)
+    n = 8
+    results = writers("segments", lake_url, 2, n)
+    assert sorted(len(result) for result in results) == [2 * n, 2 * n]
+    rows = ledger.rows("SELECT video_id, seq, text FROM transcript_segments")
+    keys = Counter((row["video_id"], row["seq"]) for row in rows)
+    assert set(keys.values()) == {1}
+    by_video: dict[str, set[str]] = {}
+    for row in rows:
+        by_video.setdefault(row["video_id"], set()).add(row["text"].split()[0])
+    assert len(by_video) == n + 2 * n  # the shared videos once, and each writer's own
+    assert all(len(writers_of) == 1 for writers_of in by_video.values())  # never a mix
+    for video_id, [writer] in by_video.items():
+        i = int(video_id[-4:])
+        seqs = sorted(seq for (video, seq) in keys if video == video_id)
+        assert seqs == list(range(3 + i % 3)), (video_id, writer)
 
 
 def test_the_budget_holds_across_writers_on_the_lake(lake_url: str) -> None:

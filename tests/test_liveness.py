@@ -8,16 +8,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.states import Crashed, Running
 
 from creatorkb.analysis import claim_videos
 from creatorkb.budget import SENT_OPEN_SQL, Budget, possibly_billed
-from creatorkb.ledger import Write
+from creatorkb.ledger import Ledger, Write, open_ledger
 from creatorkb.liveness import Liveness
 from flows.run_states import PrefectRunStates, liveness
-from tests.conftest import ledger_of, seed_transcribed
+from tests.conftest import ledger_of, run_kb, seed_transcribed
 
 ELSEWHERE = "gpu-box-2:4242"  # a worker process on another machine
 
@@ -106,3 +107,56 @@ def test_a_reservation_from_another_machine_lapses_when_its_flow_run_ends(
 
 def test_run_states_ignore_ids_that_are_not_flow_runs(prefect_api: str) -> None:
     assert PrefectRunStates().finished({"not-a-uuid", str(uuid.uuid4())}) == set()
+
+
+def sent_and_unsent(ledger: Ledger, run_id: str) -> None:
+    """Two open $0.25 reservations of a run on another machine: a call it sent (no answer
+    yet) and one it has not sent; neither expired."""
+    now = datetime.now(UTC)
+    start = Budget(ledger, Decimal(1)).status(now).week_start
+    rows = [
+        {
+            "reservation_id": f"r-{kind}",
+            "created_at": now,
+            "week_start": start,
+            "amount_usd": Decimal("0.25"),
+            "status": "open",
+            "expires_at": now + timedelta(hours=1),
+            "flow_run_id": run_id,
+            "holder": ELSEWHERE,
+            "call_id": None,
+            "sent_at": now if kind == "sent" else None,
+            "model": "claude-sonnet-5",
+            "purpose": "direct",
+        }
+        for kind in ("sent", "unsent")
+    ]
+    ledger.write(Write.insert_new("budget_reservations", ("reservation_id",), rows))
+
+
+@pytest.mark.xdist_group("scale")  # one PostgreSQL for the session
+def test_kb_ledger_unanswered_and_the_report_judge_a_remote_holder_by_its_flow_run(
+    prefect_api: str, kb_env: Path, lake_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a lake, a call sent by a run on another machine is possibly billed once the server
+    says that run crashed, not only when its reservation expires an hour later."""
+    monkeypatch.setenv("KB_LEDGER", lake_url)
+    ledger = open_ledger(lake_url)
+    run_id = running_flow_run()
+    sent_and_unsent(ledger, run_id)
+    week = f"{datetime.now(UTC):%G-W%V}"
+    nothing = "no cloud call is waiting on an answer that never came"
+
+    assert nothing in run_kb("ledger", "unanswered").stdout  # its run still waits on it
+    assert "Possibly billed" not in run_kb("report", "--week", week).stdout
+    assert "reserved $0.5000" in run_kb("doctor", expect=1).stdout  # both still held
+    crash(run_id)
+
+    listed = run_kb("ledger", "unanswered").stdout
+    assert "r-sent" in listed and "r-unsent" not in listed  # an unsent call cost nothing
+    assert "up to $0.2500 (1 calls sent" in run_kb("report", "--week", week).stdout
+    assert "reserved $0.2500" in run_kb("doctor", expect=1).stdout  # the unsent one is free
+    run_kb("ledger", "settle", "r-sent", "--not-billed")
+    assert nothing in run_kb("ledger", "unanswered").stdout
+    [row] = ledger.rows("SELECT status FROM budget_reservations WHERE reservation_id = 'r-sent'")
+    assert row["status"] == "released"

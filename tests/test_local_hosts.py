@@ -3,9 +3,11 @@ host that goes down is skipped and probed again later, no host gets more than it
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from creatorkb.errors import LocalModelMissing
 from creatorkb.local_model import LocalModel
 from creatorkb.settings import OllamaEnvSettings, OllamaOptions
 from creatorkb.slots import ProcessSlots, slot_name
+from tests.conftest import run_kb
 from tests.servers.ollama import FakeOllama
 
 REQUEST = ModelRequest("system", "say hi", "prompt", model="llama3.2")
@@ -51,6 +54,82 @@ def test_hosts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not OllamaEnvSettings().slots_shared
     monkeypatch.setenv("KB_OLLAMA_SHARED_SLOTS", "true")
     assert OllamaEnvSettings().slots_shared
+
+
+def test_each_host_entry_may_carry_its_own_slot_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_OLLAMA_PARALLEL", "2")
+    monkeypatch.setenv("KB_OLLAMA_HOSTS", "http://gpu1:11434=4, http://gpu2:11434")
+    settings = OllamaEnvSettings()
+    assert settings.host_slots == {"http://gpu1:11434": 4, "http://gpu2:11434": 2}
+    assert settings.host_list == ["http://gpu1:11434", "http://gpu2:11434"]
+    monkeypatch.delenv("KB_OLLAMA_HOSTS")
+    monkeypatch.setenv("OLLAMA_HOST", "http://gpu0:11434")
+    assert OllamaEnvSettings().host_slots == {"http://gpu0:11434": 2}  # one host: the default
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        "http://gpu1:11434=four",
+        "http://gpu1:11434=0",
+        "http://gpu1:11434=65",
+        "=4",
+        "http://gpu1:11434=4,http://gpu1:11434=2",
+    ],
+)
+def test_a_malformed_host_entry_is_refused_naming_it_and_the_fix(
+    entries: str, kb_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KB_OLLAMA_HOSTS", entries)
+    done = run_kb("doctor", expect=1)
+    message = " ".join(done.stdout.split())  # as one line, however the terminal wrapped it
+    assert message.startswith("error: invalid setting: KB_OLLAMA_HOSTS=")
+    if entries.count("=") == 1:
+        assert f"host entry {entries!r} is not URL or URL=SLOTS" in message
+        assert "write it like http://gpu1:11434=4" in message
+        assert "leave =SLOTS off to use KB_OLLAMA_PARALLEL" in message
+    else:
+        assert "http://gpu1:11434 is listed twice with different slot counts" in message
+
+
+def test_a_host_gets_no_more_requests_than_its_own_slots(
+    two_hosts: tuple[FakeOllama, FakeOllama],
+) -> None:
+    first, second = two_hosts
+    local = LocalModel(
+        OllamaOptions(hosts=[f"{first.url}=3", second.url], parallel=1, max_output_tokens=256)
+    )
+    assert local.parallel == 4
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: local.generate(REQUEST), range(12)))
+    hosts = [answer.call.detail["host"] for answer in answers]
+    assert first.max_concurrency == 3 and second.max_concurrency == 1  # each its own slots
+    assert hosts.count(first.url) > hosts.count(second.url)  # the bigger host did more
+
+
+def test_shared_slots_are_limits_of_each_hosts_own_size(
+    prefect_api: str, two_hosts: tuple[FakeOllama, FakeOllama]
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.models import local_slots
+
+    first, second = two_hosts
+    options = OllamaOptions(hosts=[f"{first.url}=3", second.url], parallel=2, max_output_tokens=256)
+    local = LocalModel(options, local_slots(options))  # KB_OLLAMA_HOSTS set: on the server
+    with get_client(sync_client=True) as client:
+        sizes = {
+            host.url: client.read_global_concurrency_limit_by_name(slot_name(host.url)).limit
+            for host in local.hosts
+        }
+    assert sizes == {first.url: 3, second.url: 2}
+    # Calls long against a slot's round trips to the server, so that every slot fills; each
+    # call in a copy of this context: it holds the session server's address.
+    first.latency_s = second.latency_s = 1.0
+    contexts = [contextvars.copy_context() for _ in range(10)]
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(lambda context: context.run(local.generate, REQUEST), contexts))
+    assert first.max_concurrency == 3 and second.max_concurrency == 2
 
 
 def test_calls_spread_over_the_least_busy_hosts_within_their_slots(
