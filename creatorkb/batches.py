@@ -39,7 +39,7 @@ from creatorkb.budget import Budget
 from creatorkb.calls import ModelCall
 from creatorkb.errors import BatchError, BatchNotFound
 from creatorkb.ledger import Ledger, Write
-from creatorkb.liveness import is_gone, this_process
+from creatorkb.liveness import LOCAL, Liveness, this_process
 from creatorkb.recording import call_writes
 from creatorkb.settings import CostOptions
 
@@ -330,6 +330,7 @@ class Batches:
         max_wait: timedelta,
         cache_ttl: str = "5m",
         flow_run_id: str | None = None,
+        liveness: Liveness = LOCAL,
     ) -> None:
         self.ledger = ledger
         self.api = api
@@ -337,6 +338,15 @@ class Batches:
         self.max_wait = max_wait
         self.cache_ttl = cache_ttl
         self.flow_run_id = flow_run_id
+        self.liveness = liveness  # whose items may be taken over (their holder is gone)
+
+    def _taken_over(self, rows: list[tuple[str, str | None, str | None]]) -> list[str]:
+        """Of (custom_id, holder, flow_run_id) rows, the items this process may handle: its
+        own, and those of a holder that is gone (its process on this host, or its flow run
+        finished, on any machine)."""
+        me = this_process()
+        gone = self.liveness.lapsed((holder, run) for _, holder, run in rows if holder != me)
+        return [cid for cid, holder, run in rows if holder == me or (holder, run) in gone]
 
     # -- sending ----------------------------------------------------------------------
 
@@ -370,10 +380,10 @@ class Batches:
 
         def mark(connection: duckdb.DuckDBPyConnection) -> list[str]:
             rows = connection.execute(
-                "SELECT custom_id, holder FROM batch_items WHERE status = 'queued' "
+                "SELECT custom_id, holder, flow_run_id FROM batch_items WHERE status = 'queued' "
                 "ORDER BY queued_at, custom_id"
             ).fetchall()
-            mine = [cid for cid, holder in rows if holder == me or is_gone(holder)]
+            mine = self._taken_over(rows)
             if mine:
                 self.ledger.apply(
                     connection,
@@ -386,6 +396,7 @@ class Batches:
                                 "status": "sending",
                                 "send_started_at": now,
                                 "holder": me,
+                                "flow_run_id": self.flow_run_id,
                             }
                             for cid in mine
                         ],
@@ -437,11 +448,15 @@ class Batches:
         """Items a run was sending when it died (or whose send got no answer): matched to
         batches Anthropic lists that kb has no record of, by their results' custom ids; items
         found in none go back to the queue once every such batch has ended."""
-        me = this_process()
-        rows = self.ledger.rows(
-            "SELECT custom_id, holder, send_started_at FROM batch_items WHERE status = 'sending'"
-        )
-        stuck = {r["custom_id"]: r for r in rows if r["holder"] == me or is_gone(r["holder"])}
+        rows = {
+            r["custom_id"]: r
+            for r in self.ledger.rows(
+                "SELECT custom_id, holder, flow_run_id, send_started_at FROM batch_items "
+                "WHERE status = 'sending'"
+            )
+        }
+        taken = self._taken_over([(c, r["holder"], r["flow_run_id"]) for c, r in rows.items()])
+        stuck = {cid: rows[cid] for cid in taken}
         if not stuck:
             return
         since = min(r["send_started_at"] for r in stuck.values()) - CLOCK_SKEW

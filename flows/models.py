@@ -131,4 +131,5 @@ def batches(config: Configuration, engine: RoutingEngine) -> Batches | None:
         max_wait=timedelta(hours=config.policy.batch_max_wait_hours),
         cache_ttl=config.anthropic.cache_ttl,
         flow_run_id=engine.flow_run_id,
+        liveness=run_states.liveness(),
     )

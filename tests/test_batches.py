@@ -15,6 +15,7 @@ import pytest
 from creatorkb import batches as batches_module
 from creatorkb.budget import unanswered
 from creatorkb.errors import SettingsError
+from creatorkb.ledger import Write
 from creatorkb.report import IsoWeek, weekly_report
 from creatorkb.settings import CostOptions
 from flows.analyze import analyze_videos
@@ -469,3 +470,45 @@ def test_sonnet_prices_typed_here_match_the_table() -> None:
         listed = (Decimal(prices["in"]) + Decimal(prices["out"])) / 10
         assert price(usage, model) == listed
         assert price(usage, model, batch=True) == listed / 2
+
+
+def test_items_a_crashed_run_on_another_machine_was_sending_are_taken_over(
+    kb_env: Path, ollama: FakeOllama, anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_liveness import ELSEWHERE, crash, running_flow_run
+
+    ollama.responder = by_title({"hype": fabricated})
+    seed(kb_env, ("vid_hype001", MEDIUM, "hype 1"))
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed before the create call")
+
+    with monkeypatch.context() as crashing:
+        crashing.setattr(batches_module.BatchApi, "create", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            analyze_videos()
+    # The item was being sent by a worker on another machine, in a run still running.
+    run_id = running_flow_run()
+    ledger_of(kb_env).write(
+        Write.update_existing(
+            "batch_items",
+            ("custom_id",),
+            [
+                {"custom_id": row["custom_id"], "holder": ELSEWHERE, "flow_run_id": run_id}
+                for row in rows(kb_env, "SELECT custom_id FROM batch_items")
+            ],
+        )
+    )
+    assert analyze_videos().batches_sent == []  # its holder may still send it: left alone
+    assert rows(kb_env, "SELECT status, holder FROM batch_items") == [
+        {"status": "sending", "holder": ELSEWHERE}
+    ]
+
+    crash(run_id)  # that machine died; the server marked its run crashed
+    summary = analyze_videos()
+    assert len(summary.batches_sent) == 1 and len(anthropic.batches) == 1
+    [item] = rows(kb_env, "SELECT status, holder, flow_run_id FROM batch_items")
+    assert item["status"] == "submitted" and item["holder"] != ELSEWHERE
+    assert item["flow_run_id"] != run_id  # the run that sent it now holds it
+    assert analyze_videos().routes == {"cloud_refine": 1}
+    assert len(anthropic.batch_replies) == 1  # answered (and billed) once
