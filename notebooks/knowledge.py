@@ -48,13 +48,14 @@ def _():
 
 @app.cell
 def _(KnowledgeOptions, Ledger, Names, Path, from_environment, load_fts, mo, os):
-    ledger_path = Path(os.environ.get("KB_LEDGER", "data/kb.duckdb"))
-    connection = Ledger(ledger_path).copy_in_memory().connection
+    source = Ledger(Path(os.environ.get("KB_LEDGER", "data/kb.duckdb")))
+    connection = source.copy_in_memory().connection
     connection.execute("SET TimeZone = 'UTC'")
     load_fts(connection)
     names = Names(from_environment(KnowledgeOptions).aliases)
     [(videos,)] = connection.execute("SELECT count(*) FROM analyses").fetchall()
-    mo.md(f"Reading a copy of `{ledger_path}` taken just now: **{videos}** analysed videos.")
+    # source.path names a lake without its password (the page may be shared).
+    mo.md(f"Reading a copy of `{source.path}` taken just now: **{videos}** analysed videos.")
     return connection, names
 
 
