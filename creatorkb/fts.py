@@ -6,6 +6,8 @@ loaded from that package's file: DuckDB's own extension host is not reachable ev
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -28,23 +30,31 @@ FTS_PRAGMA = (
 # The rebuild tokenises every passage: unbounded, DuckDB holds it all in memory (6.7 GB at
 # 1.2 million passages); under this limit it spills to the file's temporary directory and
 # finishes (docs/performance.md "Memory" measures both).
-REBUILD_MEMORY_LIMIT = "256MB"
+REBUILD_MEMORY_LIMIT = "128MB"
+
+
+@contextmanager
+def rebuild_memory(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's memory bounded for the `with` block (the whole rebuild: the BM25 index, and
+    the vector pages written in the same transaction), then lifted again."""
+    connection.execute(f"SET memory_limit = '{REBUILD_MEMORY_LIMIT}'")
+    try:
+        yield
+    finally:
+        connection.execute("RESET memory_limit")
 
 
 def rebuild_full_text_index(connection: duckdb.DuckDBPyConnection) -> None:
-    """The BM25 index over every passage, and its postings in term order."""
+    """The BM25 index over every passage, and its postings in term order (callers bound its
+    memory with `rebuild_memory`)."""
     load_fts(connection)
-    connection.execute(f"SET memory_limit = '{REBUILD_MEMORY_LIMIT}'")
-    try:
-        connection.execute(FTS_PRAGMA)
-        connection.execute("DELETE FROM search_postings")
-        connection.execute(
-            f"INSERT INTO search_postings SELECT t.termid, d.name, d.len, count(*) "
-            f"FROM {FTS_SCHEMA}.terms t JOIN {FTS_SCHEMA}.docs d USING (docid) "
-            "GROUP BY ALL ORDER BY t.termid, d.name"
-        )
-    finally:
-        connection.execute("RESET memory_limit")
+    connection.execute(FTS_PRAGMA)
+    connection.execute("DELETE FROM search_postings")
+    connection.execute(
+        f"INSERT INTO search_postings SELECT t.termid, d.name, d.len, count(*) "
+        f"FROM {FTS_SCHEMA}.terms t JOIN {FTS_SCHEMA}.docs d USING (docid) "
+        "GROUP BY ALL ORDER BY t.termid, d.name"
+    )
 
 
 def fts_extension() -> Path:

@@ -24,7 +24,7 @@ import duckdb
 from creatorkb.calls import ModelCall
 from creatorkb.embeddings import COARSE_DIMENSIONS, Embedder
 from creatorkb.errors import EmbeddingUnavailable, LedgerLocked
-from creatorkb.fts import rebuild_full_text_index
+from creatorkb.fts import rebuild_full_text_index, rebuild_memory
 from creatorkb.insight import Insight
 from creatorkb.lake import SEARCH_NOT_ON_LAKE
 from creatorkb.ledger import Ledger, Write
@@ -433,7 +433,7 @@ class KnowledgeIndexer:
         """Rebuild the BM25 index and the coarse vector pages, in one transaction; seconds."""
         started = time.perf_counter()
         model = self.embedder.model if self.embedder else None
-        with self.ledger.transaction() as connection:
+        with self.ledger.transaction() as connection, rebuild_memory(connection):
             rebuild_full_text_index(connection)
             # Embeddings no passage uses any more (a re-analysed video's old texts).
             connection.execute(

@@ -13,7 +13,7 @@ import pytest
 from creatorkb.confidence import grounding
 from creatorkb.errors import BadQuery, ExportFailed
 from creatorkb.export import MANIFEST, note_name, write_files
-from creatorkb.fts import load_fts, rebuild_full_text_index
+from creatorkb.fts import REBUILD_MEMORY_LIMIT, load_fts, rebuild_full_text_index, rebuild_memory
 from creatorkb.insight import Insight, ToolMention
 from creatorkb.ledger import Ledger, Write
 from creatorkb.mentions import Names
@@ -177,10 +177,16 @@ def test_bm25_from_the_index_tables_ranks_like_match_bm25() -> None:
             "INSERT INTO knowledge_passages VALUES (?, 'v', ?)",
             [[100 - i, text] for i, text in enumerate(texts)],
         )
-        [(limit,)] = connection.execute("SELECT current_setting('memory_limit')").fetchall()
-        rebuild_full_text_index(connection)
+        setting = "SELECT current_setting('memory_limit')"
+        [(limit,)] = connection.execute(setting).fetchall()
+        with rebuild_memory(connection):
+            [(bound,)] = connection.execute(setting).fetchall()
+            rebuild_full_text_index(connection)
+        with duckdb.connect() as other:  # the bound as DuckDB shows it ("122.0 MiB")
+            other.execute(f"SET memory_limit = '{REBUILD_MEMORY_LIMIT}'")
+            assert other.execute(setting).fetchall() == [(bound,)] != [(limit,)]
         # The rebuild's own memory bound is lifted after it: later work gets DuckDB's default.
-        assert connection.execute("SELECT current_setting('memory_limit')").fetchall() == [(limit,)]
+        assert connection.execute(setting).fetchall() == [(limit,)]
         for query in ("upscale portrait", "portrait", "keeps sharp detail 1.5", "bread cat"):
             ours = full_text_ranking(connection, query, None)
             theirs = connection.execute(
