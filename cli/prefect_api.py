@@ -108,16 +108,32 @@ def discover() -> PrefectApi:
     return PrefectApi(None, "temporary")
 
 
+# Prefect waits 20 s for its temporary server; a busy machine starting several commands at
+# once (they take turns, below) needed more. PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+# still decides when set.
+TEMPORARY_SERVER_START_S = 120
+
+
 def start_temporary_server(home: Path) -> None:
     """Start this process's temporary Prefect server (the one the flows then use).
 
     A fresh database is created by the first server to start; two commands started at once
     would both run its migrations and one would fail, so they take turns on a file lock."""
     home.mkdir(parents=True, exist_ok=True)
+    chosen = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+    timeout = int(chosen) if chosen and chosen.isdigit() else TEMPORARY_SERVER_START_S
     with _exclusive(home / "kb-temporary-server.lock"):
         from prefect.server.api.server import SubprocessASGIServer
 
-        SubprocessASGIServer().start()  # a singleton: the flows' client finds it running
+        try:  # a singleton: the flows' client finds it running
+            SubprocessASGIServer().start(timeout=timeout)
+        except RuntimeError as error:
+            raise PrefectUnavailable(
+                f"the temporary Prefect server for this command did not start within "
+                f"{timeout} s ({str(error)[:300]}); start `kb up` in another shell and run "
+                "the command again, or allow it longer with "
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+            ) from error
 
 
 @contextmanager

@@ -69,3 +69,19 @@ def test_two_commands_at_once_on_a_fresh_project_both_succeed(
     assert (kb_env / ".prefect" / "prefect.db").is_file()  # the project's own database
     # The servers kb started sent nothing but YouTube's requests through the proxy.
     assert set(youtube.proxy_connects) == {"www.youtube.com:443"}
+
+
+def test_a_temporary_server_that_does_not_start_in_time_is_one_line(
+    kb_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("PREFECT_")]:
+        monkeypatch.delenv(name)
+    run_kb("init")
+    # No time at all to start: what a command meets on a machine too busy to start one.
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "0")
+    done = subprocess.run([KB, "report"], capture_output=True, text=True, cwd=kb_env, timeout=120)
+    printed = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
+    assert done.returncode == 1, printed
+    assert "Traceback" not in printed
+    assert "the temporary Prefect server for this command did not start within 0 s" in printed
+    assert "start `kb up` in another shell" in printed
