@@ -67,48 +67,6 @@ def test_a_claim_from_another_machine_lapses_when_its_flow_run_ends(
     assert row["flow_run_id"] == "mine" and row["holder"] != ELSEWHERE
 
 
-def test_a_reservation_from_another_machine_lapses_when_its_flow_run_ends(
-    prefect_api: str, kb_env: Path
-) -> None:
-    ledger = ledger_of(kb_env)
-    ledger.migrate()
-    run_id = running_flow_run()
-    now = datetime.now(UTC)
-    budget = Budget(ledger, Decimal(1), liveness=liveness())
-    start = budget.status(now).week_start
-    unsent, sent = (
-        {
-            "reservation_id": f"r-{kind}",
-            "created_at": now,
-            "week_start": start,
-            "amount_usd": Decimal("0.25"),
-            "status": "open",
-            "expires_at": now + timedelta(hours=1),
-            "flow_run_id": run_id,
-            "holder": ELSEWHERE,
-            "call_id": None,
-            "sent_at": now if kind == "sent" else None,
-            "model": "claude-sonnet-5",
-            "purpose": "direct",
-        }
-        for kind in ("unsent", "sent")
-    )
-    ledger.write(Write.insert_new("budget_reservations", ("reservation_id",), [unsent, sent]))
-    bounds = [start, start + timedelta(days=7)]
-
-    assert budget.status().reserved_usd == Decimal("0.50")
-    assert possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds), liveness=liveness()).calls == 0
-    crash(run_id)
-    # The unsent one is free again; the sent one stays counted: possibly billed.
-    assert budget.status().reserved_usd == Decimal("0.25")
-    lost = possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds), liveness=liveness())
-    assert (lost.calls, lost.exposure_usd) == (1, Decimal("0.25"))
-
-
-def test_run_states_ignore_ids_that_are_not_flow_runs(prefect_api: str) -> None:
-    assert PrefectRunStates().finished({"not-a-uuid", str(uuid.uuid4())}) == set()
-
-
 def sent_and_unsent(ledger: Ledger, run_id: str) -> None:
     """Two open $0.25 reservations of a run on another machine: a call it sent (no answer
     yet) and one it has not sent; neither expired."""
@@ -132,6 +90,31 @@ def sent_and_unsent(ledger: Ledger, run_id: str) -> None:
         for kind in ("sent", "unsent")
     ]
     ledger.write(Write.insert_new("budget_reservations", ("reservation_id",), rows))
+
+
+def test_a_reservation_from_another_machine_lapses_when_its_flow_run_ends(
+    prefect_api: str, kb_env: Path
+) -> None:
+    ledger = ledger_of(kb_env)
+    ledger.migrate()
+    run_id = running_flow_run()
+    now = datetime.now(UTC)
+    budget = Budget(ledger, Decimal(1), liveness=liveness())
+    start = budget.status(now).week_start
+    sent_and_unsent(ledger, run_id)
+    bounds = [start, start + timedelta(days=7)]
+
+    assert budget.status().reserved_usd == Decimal("0.50")
+    assert possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds), liveness=liveness()).calls == 0
+    crash(run_id)
+    # The unsent one is free again; the sent one stays counted: possibly billed.
+    assert budget.status().reserved_usd == Decimal("0.25")
+    lost = possibly_billed(ledger.rows(SENT_OPEN_SQL, bounds), liveness=liveness())
+    assert (lost.calls, lost.exposure_usd) == (1, Decimal("0.25"))
+
+
+def test_run_states_ignore_ids_that_are_not_flow_runs(prefect_api: str) -> None:
+    assert PrefectRunStates().finished({"not-a-uuid", str(uuid.uuid4())}) == set()
 
 
 @pytest.mark.xdist_group("scale")  # one PostgreSQL for the session
