@@ -3,6 +3,7 @@ loopback model servers (no latency: the run is as busy as it can be), with trans
 long as real ones (about 40,000 characters: read in parts and merged, then indexed).
 
     .venv/bin/python bench/memory.py [--videos 10000] [--transcript-chars 40000]
+                                     [--trace FILE] [--keep LEDGER]
 
 Target: peak RSS under 500 MB.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,6 +96,11 @@ def main() -> None:
         type=Path,
         help="write the kb process's RSS and peak (MB) four times a second to this file",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="copy the analysed ledger here (to measure its later steps on their own)",
+    )
     args = parser.parse_args()
     launcher = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -147,6 +154,8 @@ def main() -> None:
         launcher.wait()
         elapsed = time.perf_counter() - started
         log = log_path.read_text()
+        if args.keep and not outcome["exit"]:
+            shutil.copyfile(ledger, args.keep)
     if outcome["exit"]:
         sys.exit(f"kb analyze failed:\n{log[-6000:]}")
     peak_mb = outcome["peak_kb"] / 1024

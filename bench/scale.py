@@ -50,6 +50,7 @@ class Result:
     running_s: float  # first flow run Running to last one ending
     peaks: list[int]  # most requests each host served at once
     busy: float  # share of the machine's CPU time in use while the runs ran (0-1)
+    windows: list[tuple[float, float]]  # each run's first call start and last end, from 0
 
     def per_minute(self, seconds: float) -> float:
         return self.videos / seconds * 60
@@ -102,6 +103,14 @@ def scenario(
             "max(latency_ms) AS latency FROM llm_calls WHERE provider = 'ollama'"
         )
         assert calls["n"] == videos, calls
+        # When each run's local calls began and ended: a run that starts late or ends late
+        # leaves the other's slots idle (the runs each claimed their share up front).
+        windows = Ledger(url).rows(
+            "SELECT epoch(min(ts)) - ? AS first, epoch(max(ts)) AS last FROM llm_calls "
+            "WHERE provider = 'ollama' GROUP BY flow_run_id ORDER BY first",
+            [latency],
+        )
+        origin = min(float(w["first"]) for w in windows)
         analysed = Ledger(url).rows("SELECT count(*) AS n FROM analyses")[0]["n"]
         assert analysed == videos
         # ts is when a call was recorded (its end): add the first call's own latency.
@@ -114,6 +123,7 @@ def scenario(
             running.total_seconds(),
             [server.max_concurrency for server in servers],
             busy,
+            [(float(w["first"]) - origin, float(w["last"]) - origin) for w in windows],
         )
     finally:
         for process in started:
@@ -193,6 +203,8 @@ def main() -> None:
             f"{r.per_minute(r.calls_s):>12.1f}{r.running_s:>8.1f} s"
             f"{r.per_minute(r.running_s):>12.1f}{r.busy:>9.0%}  {r.peaks} (slots {args.parallel})"
         )
+        windows = ", ".join(f"{first:.1f}-{last:.1f} s" for first, last in r.windows)
+        print(f"{'':<4}each run's local calls: {windows}")
     one, two = results
     print(
         f"ideal one host: {ideal:.1f} s; speedup, calls span: {one.calls_s / two.calls_s:.2f}x; "

@@ -29,32 +29,64 @@ FTS_PRAGMA = (
 
 # The rebuild tokenises every passage: unbounded, DuckDB holds it all in memory (6.7 GB at
 # 1.2 million passages); under this limit it spills to the file's temporary directory and
-# finishes (docs/performance.md "Memory" measures both).
+# finishes (docs/performance.md "Memory" measures both). At 64 MB the postings of 205,000
+# passages no longer fit.
 REBUILD_MEMORY_LIMIT = "128MB"
 
 
 @contextmanager
 def rebuild_memory(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """DuckDB's memory bounded for the `with` block (the whole rebuild: the BM25 index, and
-    the vector pages written in the same transaction), then lifted again."""
-    connection.execute(f"SET memory_limit = '{REBUILD_MEMORY_LIMIT}'")
+    """DuckDB's memory bounded for the `with` block (a step of the rebuild, inside its
+    transaction), then lifted again before that transaction commits: a commit that cannot
+    get memory under the bound leaves DuckDB unable to roll back, and the file unusable
+    until it is opened again. The bound is set from a connection of its own, so that it is
+    lifted even when a failed statement has aborted the caller's transaction, and lifted by
+    setting the limit it replaced: `RESET memory_limit` (duckdb 1.5) shows the default again
+    but leaves the buffer pool at the bound, and every later query of the process under it."""
+    settings = connection.cursor()
+    [(limit,)] = settings.execute("SELECT current_setting('memory_limit')").fetchall()
+    settings.execute(f"SET memory_limit = '{REBUILD_MEMORY_LIMIT}'")
     try:
         yield
     finally:
-        connection.execute("RESET memory_limit")
+        settings.execute(f"SET memory_limit = '{limit}'")
+        settings.close()
 
 
 def rebuild_full_text_index(connection: duckdb.DuckDBPyConnection) -> None:
     """The BM25 index over every passage, and its postings in term order (callers bound its
-    memory with `rebuild_memory`)."""
+    memory with `rebuild_memory`). The postings are written to a new table that then
+    replaces the old: deleting the old rows and inserting new ones in one transaction does
+    not fit the bound once the index exists (205,000 passages)."""
     load_fts(connection)
     connection.execute(FTS_PRAGMA)
-    connection.execute("DELETE FROM search_postings")
+    new = create_like(connection, "search_postings")
     connection.execute(
-        f"INSERT INTO search_postings SELECT t.termid, d.name, d.len, count(*) "
+        f"INSERT INTO {new} SELECT t.termid, d.name, d.len, count(*) "
         f"FROM {FTS_SCHEMA}.terms t JOIN {FTS_SCHEMA}.docs d USING (docid) "
         "GROUP BY ALL ORDER BY t.termid, d.name"
     )
+    replace_with(connection, "search_postings", new)
+
+
+def create_like(connection: duckdb.DuckDBPyConnection, table: str) -> str:
+    """An empty table `<table>_new` with `table`'s columns and constraints (one left by a
+    rebuild that stopped is dropped first); its name."""
+    new = f"{table}_new"
+    [(definition,)] = connection.execute(
+        "SELECT sql FROM duckdb_tables() WHERE table_name = ? "
+        "AND database_name = current_database() AND schema_name = 'main'",
+        [table],
+    ).fetchall()
+    connection.execute(f"DROP TABLE IF EXISTS {new}")
+    connection.execute(definition.replace(f"CREATE TABLE {table}(", f"CREATE TABLE {new}(", 1))
+    return new
+
+
+def replace_with(connection: duckdb.DuckDBPyConnection, table: str, new: str) -> None:
+    """`new` becomes `table` (in the caller's transaction: readers see one or the other)."""
+    connection.execute(f"DROP TABLE {table}")
+    connection.execute(f"ALTER TABLE {new} RENAME TO {table}")
 
 
 def fts_extension() -> Path:

@@ -24,7 +24,7 @@ import duckdb
 from creatorkb.calls import ModelCall
 from creatorkb.embeddings import COARSE_DIMENSIONS, Embedder
 from creatorkb.errors import EmbeddingUnavailable, LedgerLocked
-from creatorkb.fts import rebuild_full_text_index, rebuild_memory
+from creatorkb.fts import create_like, rebuild_full_text_index, rebuild_memory, replace_with
 from creatorkb.insight import Insight
 from creatorkb.lake import SEARCH_NOT_ON_LAKE
 from creatorkb.ledger import Ledger, Write
@@ -34,6 +34,7 @@ from creatorkb.settings import CostOptions
 
 VIDEOS_PER_BATCH = 50
 PAGE = 4096  # vectors per row of search_vector_pages (at most)
+PAGES_PER_COMMIT = 4  # about 10 MB of pages: what DuckDB holds in memory until a commit
 
 
 def key_of(text: str) -> int:
@@ -430,52 +431,51 @@ class KnowledgeIndexer:
         return row["built"] is None or row["built"] < row["indexed"] or row["pages_missing"]
 
     def rebuild_full_text(self) -> float:
-        """Rebuild the BM25 index and the coarse vector pages, in one transaction; seconds."""
+        """Rebuild the BM25 index and the vector pages; seconds. Search sees the old index or
+        the new one, never a mix: the new pages are written beside the old ones, a few per
+        transaction, and take their place in the one transaction that rebuilds the BM25
+        index. (All in one transaction, DuckDB held every page in memory until the commit,
+        then more to write them: +340 MB at 205,000 passages.)"""
         started = time.perf_counter()
         model = self.embedder.model if self.embedder else None
-        with self.ledger.transaction() as connection, rebuild_memory(connection):
-            rebuild_full_text_index(connection)
+        with self.ledger.transaction() as connection:
             # Embeddings no passage uses any more (a re-analysed video's old texts).
             connection.execute(
                 "DELETE FROM passage_embeddings e WHERE NOT EXISTS "
                 "(SELECT 1 FROM knowledge_passages p WHERE p.text_key = e.text_key)"
             )
-            connection.execute("DELETE FROM search_vector_pages")
-            if model:
-                self._write_vector_pages(connection, model)
+        pages = self._write_vector_pages(model) if model else None
+        with self.ledger.transaction() as connection, rebuild_memory(connection):
+            rebuild_full_text_index(connection)
+            if pages:
+                replace_with(connection, "search_vector_pages", pages)
+            else:
+                connection.execute("DELETE FROM search_vector_pages")
         return time.perf_counter() - started
 
-    def _write_vector_pages(self, connection: duckdb.DuckDBPyConnection, model: str) -> None:
-        """The model's vectors as pages for search: coarse int8 and whole float16, read
-        PAGE rows at a time (by rowid range, which DuckDB scans directly): all at once they
-        would be a Python object per embedding, 1.1 GB more at 1.2 million passages."""
-        import numpy as np
-
-        [(last,)] = connection.execute("SELECT max(rowid) FROM passage_embeddings").fetchall()
-        page = 0
-        for first in range(0, (last if last is not None else -1) + 1, PAGE):
-            found = connection.execute(
-                "SELECT text_key, coarse, embedding FROM passage_embeddings "
-                "WHERE model = ? AND rowid >= ? AND rowid < ?",
-                [model, first, first + PAGE],
-            ).fetchnumpy()
-            if not len(found["text_key"]):
-                continue
-            keys = np.asarray(found["text_key"], dtype="<i8")
-            heads = np.stack(found["coarse"])
-            whole = np.stack(found["embedding"])
-            whole /= np.maximum(np.linalg.norm(whole, axis=1, keepdims=True), 1e-12)
-            connection.execute(
-                "INSERT INTO search_vector_pages VALUES (?, ?, ?, ?, ?)",
-                [
-                    model,
-                    page,
-                    keys.tobytes(),
-                    np.clip(np.rint(heads * 127), -127, 127).astype(np.int8).tobytes(),
-                    whole.astype("<f2").tobytes(),
-                ],
-            )
-            page += 1
+    def _write_vector_pages(self, model: str) -> str:
+        """The model's vectors as pages for search (coarse int8 and whole float16) in a new
+        table like search_vector_pages, whose name is returned. The embeddings are read PAGE
+        rows at a time (by rowid range, which DuckDB scans directly; all at once they would
+        be a Python object per embedding, 1.1 GB more at 1.2 million passages), in one
+        transaction (rowids move when DuckDB compacts deleted rows); the pages are committed
+        PAGES_PER_COMMIT at a time."""
+        with self.ledger.transaction() as connection:
+            new = create_like(connection, "search_vector_pages")
+        with self.ledger.transaction() as embeddings:
+            [(last,)] = embeddings.execute("SELECT max(rowid) FROM passage_embeddings").fetchall()
+            firsts = range(0, (last if last is not None else -1) + 1, PAGE)
+            page = 0
+            for chunk in range(0, len(firsts), PAGES_PER_COMMIT):
+                with self.ledger.transaction() as connection, rebuild_memory(connection):
+                    for first in firsts[chunk : chunk + PAGES_PER_COMMIT]:
+                        if found := _vector_page(embeddings, model, first):
+                            connection.execute(
+                                f"INSERT INTO {new} VALUES (?, ?, ?, ?, ?)",
+                                [model, page, *found],
+                            )
+                            page += 1
+        return new
 
     def _record_state(self, report: IndexReport) -> None:
         """What search needs to know about the index, counted once here, not per query."""
@@ -488,3 +488,27 @@ class KnowledgeIndexer:
                 "WHERE e.text_key = p.text_key AND e.model = ?))",
                 [datetime.now(UTC), report.rebuilt, report.rebuild_seconds, model, model],
             )
+
+
+def _vector_page(
+    connection: duckdb.DuckDBPyConnection, model: str, first: int
+) -> tuple[bytes, bytes, bytes] | None:
+    """One page of the model's vectors, from the PAGE rowids at `first`: their text keys
+    (int64), coarse heads (int8, x 127) and whole vectors (float16, unit length)."""
+    import numpy as np
+
+    found = connection.execute(
+        "SELECT text_key, coarse, embedding FROM passage_embeddings "
+        "WHERE model = ? AND rowid >= ? AND rowid < ?",
+        [model, first, first + PAGE],
+    ).fetchnumpy()
+    if not len(found["text_key"]):
+        return None
+    heads = np.stack(found["coarse"])
+    whole = np.stack(found["embedding"])
+    whole /= np.maximum(np.linalg.norm(whole, axis=1, keepdims=True), 1e-12)
+    return (
+        np.asarray(found["text_key"], dtype="<i8").tobytes(),
+        np.clip(np.rint(heads * 127), -127, 127).astype(np.int8).tobytes(),
+        whole.astype("<f2").tobytes(),
+    )

@@ -25,7 +25,11 @@ import httpx
 import pytest
 import yaml
 
+from creatorkb import search_index
+from creatorkb.embeddings import Embedder
 from creatorkb.ledger import Ledger
+from creatorkb.search_index import KnowledgeIndexer
+from creatorkb.settings import CostOptions, KnowledgeOptions, OllamaOptions
 from tests.analysts import by_title, grounded, is_question, transcript_in, uncited
 from tests.conftest import KB
 from tests.servers.anthropic import FakeAnthropic
@@ -444,6 +448,48 @@ def test_a_ledger_from_before_the_vector_pages_searches_by_full_text_until_analy
         )
         cosine = row["cosine"]
         assert abs(hit["similarity"] - cosine) < 1e-3, (hit, cosine)
+
+
+def test_a_rebuild_commits_its_vector_pages_as_it_goes_and_search_reads_the_old_ones_till_done(
+    kb: Knowledge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vector pages are committed a few at a time beside the old ones (in one
+    transaction DuckDB held them all in memory until the commit, then more to write them:
+    the rebuild of 205,000 passages failed out of memory under its bound), and replace them
+    only with the BM25 index: a search while the pages are being written gets the old
+    index's answer, whole."""
+    copy = Ledger(kb.ledger.snapshot(tmp_path / "rebuilding.duckdb"))
+    env = {**_ENV, "KB_LEDGER": str(copy.path)}
+
+    def search() -> Any:
+        return json.loads(kb_command("search", "upscale the portrait", "--json", env=env).stdout)
+
+    before = search()
+    assert before["semantic"] is True and before["hits"], before
+    [counted] = copy.rows("SELECT count(*) AS n FROM passage_embeddings")
+    monkeypatch.setattr(search_index, "PAGE", 2)  # several pages from this small base
+    monkeypatch.setattr(search_index, "PAGES_PER_COMMIT", 1)
+    during: dict[str, Any] = {}
+    write_pages = KnowledgeIndexer._write_vector_pages
+
+    def pausing(indexer: KnowledgeIndexer, model: str) -> str:
+        new = write_pages(indexer, model)
+        [row] = copy.rows(f"SELECT count(*) AS n FROM {new}")
+        during["pages"], during["search"] = row["n"], search()  # from another process
+        return new
+
+    monkeypatch.setattr(KnowledgeIndexer, "_write_vector_pages", pausing)
+    embedder = Embedder(OllamaOptions(host=kb.ollama.url), KnowledgeOptions())
+    KnowledgeIndexer(copy, embedder, CostOptions()).rebuild_full_text()
+
+    assert during["pages"] == -(-counted["n"] // 2) > 1  # committed before the swap
+    assert during["search"] == before
+    assert search() == before  # the new pages, from the same vectors
+    [row] = copy.rows(
+        "SELECT count(*) AS pages, (SELECT count(*) FROM duckdb_tables() "
+        "WHERE table_name = 'search_vector_pages_new') AS left_over FROM search_vector_pages"
+    )
+    assert row == {"pages": during["pages"], "left_over": 0}
 
 
 def test_tools_and_topics_are_counted_under_one_name(kb: Knowledge) -> None:
