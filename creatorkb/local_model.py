@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +34,10 @@ T = TypeVar("T")
 
 CONTEXT_SIZES = (2048, 4096, 8192, 16384, 32768, 65536, 131072)
 LOOP_CHECK_EVERY = 16  # streamed pieces between checks for a loop
+# With every host full, how soon a waiting process asks them all again (doubling up to the
+# most): a few requests a second to the Prefect server, against a slot idle for a second.
+SLOT_POLL_S = 0.05
+SLOT_POLL_MAX_S = 0.5
 # The same string of 16+ characters three times in a row (a list stuck on one item).
 _SAME_ITEM = re.compile(r'("(?:[^"\\]|\\.){16,}")(?:\s*,\s*\1){2,}')
 
@@ -299,6 +303,8 @@ class LocalModel:
         self.parallel = sum(options.host_slots.values())  # requests served at once, in all
         self.slots = slots or ProcessSlots(options.host_slots)
         self._picked = itertools.count()  # breaks ties between equally busy hosts
+        self._asking = threading.Lock()  # held by the one thread asking every host for a slot
+        self._freed = threading.Condition()  # notified when this process lets a slot go
 
     @property
     def down(self) -> str | None:
@@ -391,14 +397,35 @@ class LocalModel:
 
     @contextmanager
     def _slot(self, candidates: list[OllamaHost]) -> Iterator[OllamaHost]:
-        """A slot on the least busy candidate: the first free one in order of how busy they
-        are (across every process sharing the slots), else wait for the least busy. Busy is
-        the share of a host's slots held: a host with more slots is given more requests, and
-        a request that must wait, waits where a slot frees soonest."""
+        """A slot on the least busy candidate that has one free (busy: the share of a host's
+        slots held, across every process sharing them, so a host with more slots is given
+        more requests). When every candidate is full, one thread of this process at a time
+        asks them all again, at once when this process lets a slot go and after a wait that
+        doubles up to SLOT_POLL_MAX_S otherwise: waiting on one host (Prefect's own retry
+        waits a call's length, longer the more were refused) left a slot of another idle
+        while a process slept on the first (docs/performance.md "Scale-out")."""
         if len(candidates) == 1:
             with self.slots.hold(candidates[0].url, wait=True):
                 yield candidates[0]
             return
+        held = self._free_slot(candidates)
+        if held is None:
+            with self._asking:
+                wait = SLOT_POLL_S
+                while (held := self._free_slot(candidates)) is None:
+                    with self._freed:
+                        self._freed.wait(timeout=wait)
+                    wait = min(wait * 2, SLOT_POLL_MAX_S)
+        host, slot = held
+        try:
+            with slot:
+                yield host
+        finally:
+            with self._freed:
+                self._freed.notify()
+
+    def _free_slot(self, candidates: list[OllamaHost]) -> tuple[OllamaHost, ExitStack] | None:
+        """A slot taken on the least busy candidate with one free, or None when all are full."""
         busy = self.slots.busy([host.url for host in candidates])
         sizes = self.options.host_slots
         turn = next(self._picked)
@@ -410,13 +437,11 @@ class LocalModel:
             ),
         )
         for _, host in ordered:
-            with self.slots.hold(host.url, wait=False) as held:
-                if held:
-                    yield host
-                    return
-        least = ordered[0][1]
-        with self.slots.hold(least.url, wait=True):
-            yield least
+            slot = ExitStack()
+            if slot.enter_context(self.slots.hold(host.url, wait=False)):
+                return host, slot
+            slot.close()
+        return None
 
 
 def _joined(problems: list[LocalUnavailable]) -> str:

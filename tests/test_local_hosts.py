@@ -132,6 +132,36 @@ def test_shared_slots_are_limits_of_each_hosts_own_size(
     assert first.max_concurrency == 3 and second.max_concurrency == 2
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["process slots", "prefect slots"])
+def test_a_waiting_call_takes_whichever_host_frees_a_slot_first(
+    shared: bool, request: pytest.FixtureRequest
+) -> None:
+    """Every host full: the calls that wait go to the host whose slot frees first, not each
+    to the host it first picked (two runs on two hosts: slots stood idle while a process
+    waited on the other host, docs/performance.md "Scale-out")."""
+    with (
+        FakeOllama(cold_load_s=0.0, latency_s=3.0) as slow,
+        FakeOllama(cold_load_s=0.0, latency_s=0.1) as fast,
+    ):
+        settings = options(slow, fast, parallel=1)
+        if shared:
+            from flows.models import local_slots
+
+            request.getfixturevalue("prefect_api")
+            local = LocalModel(settings, local_slots(settings))
+        else:
+            local = LocalModel(settings)
+        contexts = [contextvars.copy_context() for _ in range(6)]  # the Prefect server's URL
+        with ThreadPoolExecutor(6) as pool:
+            first = pool.submit(contexts[0].run, local.generate, REQUEST)
+            while slow.max_concurrency == 0:  # the first call holds the slow host's one slot
+                time.sleep(0.01)
+            rest = [pool.submit(context.run, local.generate, REQUEST) for context in contexts[1:]]
+            hosts = [future.result().call.detail["host"] for future in rest]
+        assert first.result().call.detail["host"] == slow.url
+        assert hosts == [fast.url] * 5, hosts
+
+
 def test_calls_spread_over_the_least_busy_hosts_within_their_slots(
     two_hosts: tuple[FakeOllama, FakeOllama],
 ) -> None:
