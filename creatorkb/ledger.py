@@ -355,6 +355,13 @@ class Ledger:
                 time.sleep(min(delay, max(self.wait_seconds - waited, 0.0)))
                 delay = min(delay * 2, COOL_DOWN_S)  # short enough to catch a holder's pause
 
+    def let_go(self) -> None:
+        """Close this process's kept instance of the file, so that the next use opens it
+        afresh: what DuckDB cached of it (transcripts read, pages written) is freed before a
+        step that needs memory of its own."""
+        with self._lock:
+            _keeper.release(self.path)
+
     def copy_in_memory(self) -> LedgerCopy:
         """The whole ledger copied into memory through a brief read-only attach: an analyst
         queries the copy, nothing is written to disk, and the pipeline waits only briefly."""

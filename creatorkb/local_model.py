@@ -34,8 +34,9 @@ T = TypeVar("T")
 
 CONTEXT_SIZES = (2048, 4096, 8192, 16384, 32768, 65536, 131072)
 LOOP_CHECK_EVERY = 16  # streamed pieces between checks for a loop
-# With every host full, how soon a waiting process asks them all again (doubling up to the
-# most): a few requests a second to the Prefect server, against a slot idle for a second.
+# With every host full, how soon a waiting process asks them all again, doubling up to the
+# most: a slot another process frees stays idle at most that long, and a waiting process
+# asks the Prefect server a few times a second.
 SLOT_POLL_S = 0.05
 SLOT_POLL_MAX_S = 0.5
 # The same string of 16+ characters three times in a row (a list stuck on one item).

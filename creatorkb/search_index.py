@@ -445,6 +445,7 @@ class KnowledgeIndexer:
                 "(SELECT 1 FROM knowledge_passages p WHERE p.text_key = e.text_key)"
             )
         pages = self._write_vector_pages(model) if model else None
+        self.ledger.let_go()  # the BM25 rebuild's bound, on top of an emptied buffer pool
         with self.ledger.transaction() as connection, rebuild_memory(connection):
             rebuild_full_text_index(connection)
             if pages:

@@ -140,7 +140,7 @@ def test_a_waiting_call_takes_whichever_host_frees_a_slot_first(
     to the host it first picked (two runs on two hosts: slots stood idle while a process
     waited on the other host, docs/performance.md "Scale-out")."""
     with (
-        FakeOllama(cold_load_s=0.0, latency_s=3.0) as slow,
+        FakeOllama(cold_load_s=0.0, latency_s=5.0) as slow,  # busy for all five calls
         FakeOllama(cold_load_s=0.0, latency_s=0.1) as fast,
     ):
         settings = options(slow, fast, parallel=1)
